@@ -1,1 +1,100 @@
-fn main(){}
+//! `quorumlab`: run experiments, check histories, compare protocols.
+
+mod progress;
+mod run;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A workbench for comparing consensus and replication protocols in a deterministic simulator.
+#[derive(Parser, Debug)]
+#[command(name = "quorumlab", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run one experiment under one protocol and write its run directory.
+    Run(run::RunArgs),
+    /// Print a spec to start from.
+    Spec {
+        #[command(subcommand)]
+        which: SpecCmd,
+    },
+    /// List the protocols, one line each.
+    Protocols,
+    /// Check a history for linearizability (exit 0 linearizable, 1 not, 2 bad input, 3 unknown).
+    Check {
+        /// history.jsonl (DESIGN.md format) or a Jepsen/Knossos EDN history.
+        history: PathBuf,
+        /// Input format; guessed from the content when omitted.
+        #[arg(long, value_parser = ["jsonl", "edn"])]
+        format: Option<String>,
+        /// Write check.json (and violation.html when there is one) here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Give up after this many seconds; undecided keys are "unknown".
+        #[arg(long)]
+        timeout: Option<f64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SpecCmd {
+    /// The built-in default experiment.
+    Default,
+}
+
+/// Errors with the exit code they map to: 2 for bad input, 1 for everything else.
+#[derive(Debug)]
+pub enum CliError {
+    BadInput(String),
+    Failed(String),
+}
+
+impl CliError {
+    fn report(&self) -> ExitCode {
+        match self {
+            CliError::BadInput(m) => {
+                eprintln!("error: {m}");
+                ExitCode::from(2)
+            }
+            CliError::Failed(m) => {
+                eprintln!("error: {m}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Run(args) => run::run_command(&args),
+        Cmd::Spec {
+            which: SpecCmd::Default,
+        } => {
+            print!("{}", quorumlab_workloads::DEFAULT_SPEC);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Protocols => {
+            for (name, about) in quorumlab_workloads::protocols() {
+                println!("{name:<10} {about}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Check {
+            history,
+            format,
+            out,
+            timeout,
+        } => run::check_command(&history, format.as_deref(), out.as_deref(), timeout),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => e.report(),
+    }
+}

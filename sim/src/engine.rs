@@ -5,10 +5,10 @@ use crate::net::{Fate, NetStats, Network};
 use crate::{Message, Nanos, Seeds, Stream, DRIVER_INDEX};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use stateright::actor::Id;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::fmt::Debug;
-use stateright::actor::Id;
 
 /// A command a process issues while handling an event.
 #[derive(Clone, Debug)]
@@ -182,7 +182,11 @@ impl<P: Process> Sim<P> {
     /// A simulator over `procs` (process `i` is network endpoint `i`). Nothing runs until
     /// [`start_all`](Self::start_all).
     pub fn new(procs: Vec<P>, net: Network, seeds: Seeds) -> Self {
-        assert_eq!(procs.len(), net.endpoints(), "one network endpoint per process");
+        assert_eq!(
+            procs.len(),
+            net.endpoints(),
+            "one network endpoint per process"
+        );
         let nodes = (0..procs.len())
             .map(|i| Node {
                 up: true,
@@ -379,7 +383,14 @@ impl<P: Process> Sim<P> {
         }
     }
 
-    fn record(&mut self, from: usize, to: usize, kind: &'static str, sent: Nanos, d: Option<Nanos>) {
+    fn record(
+        &mut self,
+        from: usize,
+        to: usize,
+        kind: &'static str,
+        sent: Nanos,
+        d: Option<Nanos>,
+    ) {
         if let Some((a, b)) = self.log_window {
             if sent >= a && sent <= b && from != DRIVER_INDEX {
                 self.log.push(MsgRecord {
@@ -464,7 +475,14 @@ impl<P: Process> Sim<P> {
                 let deadline = local_now.saturating_add(after);
                 let at = n.real(deadline).max(self.now);
                 n.timers.insert(timer.clone(), (gen, deadline));
-                self.push(at, Ev::Timer { node: i, timer, gen });
+                self.push(
+                    at,
+                    Ev::Timer {
+                        node: i,
+                        timer,
+                        gen,
+                    },
+                );
             }
             Cmd::CancelTimer(timer) => {
                 self.nodes[i].timers.remove(&timer);
@@ -506,8 +524,11 @@ impl<P: Process> Sim<P> {
         n.base_real = now;
         n.rate = rate;
         // Re-arm pending timers at their new real deadlines, in timer order (deterministic).
-        let rearm: Vec<(P::Timer, Nanos)> =
-            n.timers.iter().map(|(t, &(_, dl))| (t.clone(), dl)).collect();
+        let rearm: Vec<(P::Timer, Nanos)> = n
+            .timers
+            .iter()
+            .map(|(t, &(_, dl))| (t.clone(), dl))
+            .collect();
         for (t, dl) in rearm {
             let n = &mut self.nodes[id];
             n.next_gen += 1;

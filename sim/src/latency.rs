@@ -108,9 +108,7 @@ impl Latency {
                     rng.random_range(lo..=hi)
                 }
             }
-            Latency::Normal { mean_ms, sd_ms } => {
-                to_nanos(mean_ms + sd_ms * standard_normal(rng))
-            }
+            Latency::Normal { mean_ms, sd_ms } => to_nanos(mean_ms + sd_ms * standard_normal(rng)),
             Latency::Lognormal { median_ms, sigma } => {
                 to_nanos(median_ms * (sigma * standard_normal(rng)).exp())
             }

@@ -53,7 +53,39 @@ pub struct NetStats {
     pub by_kind: Vec<(&'static str, KindStats)>,
 }
 
+impl KindStats {
+    fn minus(&self, o: &KindStats) -> KindStats {
+        KindStats {
+            sent: self.sent - o.sent,
+            delivered: self.delivered - o.delivered,
+            dropped: self.dropped - o.dropped,
+            duplicated: self.duplicated - o.duplicated,
+            bytes: self.bytes - o.bytes,
+        }
+    }
+}
+
 impl NetStats {
+    /// What happened between an earlier snapshot and this one.
+    pub fn since(&self, earlier: &NetStats) -> NetStats {
+        NetStats {
+            total: self.total.minus(&earlier.total),
+            by_kind: self
+                .by_kind
+                .iter()
+                .map(|(k, s)| {
+                    let before = earlier
+                        .by_kind
+                        .iter()
+                        .find(|(e, _)| e == k)
+                        .map(|(_, s)| s.clone())
+                        .unwrap_or_default();
+                    (*k, s.minus(&before))
+                })
+                .collect(),
+        }
+    }
+
     fn kind(&mut self, kind: &'static str) -> &mut KindStats {
         // Few kinds: a linear scan comparing pointers first is faster than hashing.
         let pos = self

@@ -69,7 +69,10 @@ mod tests {
     fn streams_are_independent_and_reproducible() {
         let s = Seeds::new(7);
         let a: Vec<u64> = (0..4).map(|_| s.rng(Stream::Network).next_u64()).collect();
-        assert!(a.windows(2).all(|w| w[0] == w[1]), "same stream, same numbers");
+        assert!(
+            a.windows(2).all(|w| w[0] == w[1]),
+            "same stream, same numbers"
+        );
         let mut n = s.rng(Stream::Network);
         let mut w = s.rng(Stream::Workload);
         assert_ne!(n.next_u64(), w.next_u64());

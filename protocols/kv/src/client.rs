@@ -120,7 +120,11 @@ impl<C: ClientAdapter> KvClient<C> {
         }
     }
 
-    pub fn init(&self, me: Id, fx: &mut Vec<ClientEffect<C::Msg, C::Timer>>) -> ClientState<C::State> {
+    pub fn init(
+        &self,
+        me: Id,
+        fx: &mut Vec<ClientEffect<C::Msg, C::Timer>>,
+    ) -> ClientState<C::State> {
         let mut st = ClientState {
             adapter: self.adapter.init(me),
             call: None,

@@ -220,7 +220,8 @@ mod tests {
 
     #[test]
     fn nemesis_process_reads_back() {
-        let s = r#"{"index":0,"time":1,"process":"nemesis","type":"info","f":"partition","value":"x"}"#;
+        let s =
+            r#"{"index":0,"time":1,"process":"nemesis","type":"info","f":"partition","value":"x"}"#;
         let e = &read_jsonl(s.as_bytes()).unwrap()[0];
         assert!(e.process.is_nemesis());
     }

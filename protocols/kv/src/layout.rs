@@ -65,7 +65,9 @@ impl Layout {
     }
 
     pub fn clients(&self) -> Vec<Id> {
-        (self.nodes..self.nodes + self.clients).map(Id::from).collect()
+        (self.nodes..self.nodes + self.clients)
+            .map(Id::from)
+            .collect()
     }
 
     pub fn endpoints(&self) -> usize {

@@ -15,5 +15,7 @@ pub mod op;
 
 pub use client::{ClientAdapter, ClientCmd, ClientOut, ClientState, KvClient};
 pub use layout::Layout;
-pub use node::{ClientConfig, KvNode, KvProcess, KvProtocol, KvServer, Leadership, NodeState, NodeTimer, Wire};
+pub use node::{
+    ClientConfig, KvNode, KvProcess, KvProtocol, KvServer, Leadership, NodeState, NodeTimer, Wire,
+};
 pub use op::{FailKind, Key, Op, Outcome, Request, Value};

@@ -118,8 +118,12 @@ where
     for e in fx {
         match e {
             ClientEffect::Adapter(ClientCmd::Send(to, m)) => o.send(to, Wire::Peer(m)),
-            ClientEffect::Adapter(ClientCmd::SetTimer(t, r)) => o.set_timer(NodeTimer::Client(t), r),
-            ClientEffect::Adapter(ClientCmd::CancelTimer(t)) => o.cancel_timer(NodeTimer::Client(t)),
+            ClientEffect::Adapter(ClientCmd::SetTimer(t, r)) => {
+                o.set_timer(NodeTimer::Client(t), r)
+            }
+            ClientEffect::Adapter(ClientCmd::CancelTimer(t)) => {
+                o.cancel_timer(NodeTimer::Client(t))
+            }
             ClientEffect::SetDeadline(d) => o.set_timer(NodeTimer::Deadline, d..d),
             ClientEffect::CancelDeadline => o.cancel_timer(NodeTimer::Deadline),
             ClientEffect::Done(req, outcome) => o.send(driver(), Wire::Done(req, outcome)),
@@ -189,7 +193,14 @@ where
         }
     }
 
-    fn on_msg(&self, id: Id, state: &mut Cow<Self::State>, src: Id, msg: Self::Msg, o: &mut Out<Self>) {
+    fn on_msg(
+        &self,
+        id: Id,
+        state: &mut Cow<Self::State>,
+        src: Id,
+        msg: Self::Msg,
+        o: &mut Out<Self>,
+    ) {
         match (self, msg) {
             (KvNode::Server(s), Wire::Peer(m)) => {
                 let mut so = Out::new();
@@ -210,7 +221,13 @@ where
         }
     }
 
-    fn on_timeout(&self, id: Id, state: &mut Cow<Self::State>, timer: &Self::Timer, o: &mut Out<Self>) {
+    fn on_timeout(
+        &self,
+        id: Id,
+        state: &mut Cow<Self::State>,
+        timer: &Self::Timer,
+        o: &mut Out<Self>,
+    ) {
         match (self, timer) {
             (KvNode::Server(s), NodeTimer::Server(t)) => {
                 let mut so = Out::new();
@@ -231,7 +248,13 @@ where
         }
     }
 
-    fn on_random(&self, id: Id, state: &mut Cow<Self::State>, random: &Self::Random, o: &mut Out<Self>) {
+    fn on_random(
+        &self,
+        id: Id,
+        state: &mut Cow<Self::State>,
+        random: &Self::Random,
+        o: &mut Out<Self>,
+    ) {
         if let KvNode::Server(s) = self {
             let mut so = Out::new();
             with_server::<S, C::State>(state, |st| s.on_random(id, st, random, &mut so));

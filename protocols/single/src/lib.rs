@@ -42,7 +42,12 @@ impl Actor for Server {
     type Storage = BTreeMap<Key, Value>;
     type Random = ();
 
-    fn on_start(&self, _id: Id, storage: &Option<Self::Storage>, _o: &mut Out<Self>) -> Self::State {
+    fn on_start(
+        &self,
+        _id: Id,
+        storage: &Option<Self::Storage>,
+        _o: &mut Out<Self>,
+    ) -> Self::State {
         storage.clone().unwrap_or_default()
     }
 
@@ -100,7 +105,7 @@ impl ClientAdapter for Adapter {
 }
 
 /// `single` has no parameters.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {}
 

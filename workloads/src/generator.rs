@@ -1,0 +1,247 @@
+//! Op generation: the op mix, key distributions, and unique written values.
+
+use crate::spec::{KeyDist, Mix, Workload};
+use quorumlab_kv::{Key, Op, Outcome, Request};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// Picks keys according to a distribution.
+#[derive(Clone, Debug)]
+pub enum KeySampler {
+    Uniform(u32),
+    /// Cumulative weights of keys 0..n (key 0 hottest).
+    Table(Vec<f64>),
+    Hotspot {
+        hot: u32,
+        keys: u32,
+        share: f64,
+    },
+    Sequential {
+        keys: u32,
+        next: u32,
+    },
+}
+
+impl KeySampler {
+    pub fn new(dist: &KeyDist, keys: u32) -> Self {
+        match *dist {
+            KeyDist::Uniform => KeySampler::Uniform(keys),
+            KeyDist::Zipfian { s } => {
+                let mut acc = 0.0;
+                let cdf = (0..keys)
+                    .map(|k| {
+                        acc += 1.0 / ((k + 1) as f64).powf(s);
+                        acc
+                    })
+                    .collect::<Vec<_>>();
+                let total = acc;
+                KeySampler::Table(cdf.into_iter().map(|c| c / total).collect())
+            }
+            KeyDist::Hotspot { fraction, share } => KeySampler::Hotspot {
+                hot: ((keys as f64 * fraction).ceil() as u32).clamp(1, keys),
+                keys,
+                share,
+            },
+            KeyDist::Sequential => KeySampler::Sequential { keys, next: 0 },
+        }
+    }
+
+    pub fn sample(&mut self, rng: &mut ChaCha8Rng) -> Key {
+        Key(match self {
+            KeySampler::Uniform(n) => rng.random_range(0..*n),
+            KeySampler::Table(cdf) => {
+                let u: f64 = rng.random();
+                (cdf.partition_point(|&c| c < u) as u32).min(cdf.len() as u32 - 1)
+            }
+            KeySampler::Hotspot { hot, keys, share } => {
+                if *hot >= *keys || rng.random::<f64>() < *share {
+                    rng.random_range(0..*hot)
+                } else {
+                    rng.random_range(*hot..*keys)
+                }
+            }
+            KeySampler::Sequential { keys, next } => {
+                let k = *next;
+                *next = (*next + 1) % *keys;
+                k
+            }
+        })
+    }
+}
+
+/// Generates requests. Written values are unique across the run (so unique per key), which is
+/// what makes histories checkable.
+#[derive(Clone, Debug)]
+pub struct OpGen {
+    keys: KeySampler,
+    mix: [f64; 5],
+    next_value: u64,
+    next_id: u64,
+    /// The last value each key was seen to hold (from an ok read or write): cas uses it as the
+    /// expected value so that some cas ops succeed.
+    last_known: Vec<Option<u64>>,
+    /// Preload: keys not yet written by the load phase.
+    preload_next: Option<u32>,
+    n_keys: u32,
+}
+
+impl OpGen {
+    pub fn new(w: &Workload) -> Self {
+        let Mix {
+            read,
+            write,
+            cas,
+            create,
+            delete,
+        } = w.mix;
+        let mut acc = 0.0;
+        let mut mix = [0.0; 5];
+        for (i, v) in [read, write, cas, create, delete].into_iter().enumerate() {
+            acc += v;
+            mix[i] = acc;
+        }
+        OpGen {
+            keys: KeySampler::new(&w.distribution, w.keys),
+            mix,
+            next_value: 1,
+            next_id: 1,
+            last_known: vec![None; w.keys as usize],
+            preload_next: w.preload.then_some(0),
+            n_keys: w.keys,
+        }
+    }
+
+    fn value(&mut self) -> u64 {
+        let v = self.next_value;
+        self.next_value += 1;
+        v
+    }
+
+    /// The next request.
+    pub fn next(&mut self, rng: &mut ChaCha8Rng) -> Request {
+        let id = self.next_id;
+        self.next_id += 1;
+        if let Some(k) = self.preload_next {
+            self.preload_next = (k + 1 < self.n_keys).then_some(k + 1);
+            let v = self.value();
+            return Request {
+                id,
+                key: Key(k),
+                op: Op::Write(v),
+            };
+        }
+        let key = self.keys.sample(rng);
+        let total = self.mix[4];
+        let u = rng.random::<f64>() * total;
+        let which = self.mix.iter().position(|&c| u < c).unwrap_or(0);
+        let op = match which {
+            0 => Op::Read,
+            1 => Op::Write(self.value()),
+            2 => {
+                // Expect what we last saw; 0 is never written, so an unknown key's cas fails.
+                let expected = self.last_known[key.0 as usize].unwrap_or(0);
+                Op::Cas {
+                    expected,
+                    new: self.value(),
+                }
+            }
+            3 => Op::Create(self.value()),
+            _ => Op::Delete,
+        };
+        Request { id, key, op }
+    }
+
+    /// Learns from a completion (for cas expectations).
+    pub fn observe(&mut self, req: &Request, outcome: &Outcome) {
+        if let Outcome::Ok(read) = outcome {
+            let slot = &mut self.last_known[req.key.0 as usize];
+            match req.op {
+                Op::Read => *slot = *read,
+                Op::Write(v) | Op::Create(v) | Op::Cas { new: v, .. } => *slot = Some(v),
+                Op::Delete => *slot = None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quorumlab_sim::{Seeds, Stream};
+
+    fn rng() -> ChaCha8Rng {
+        Seeds::new(1).rng(Stream::Workload)
+    }
+
+    #[test]
+    fn zipf_prefers_low_keys() {
+        let mut s = KeySampler::new(&KeyDist::Zipfian { s: 1.2 }, 100);
+        let mut r = rng();
+        let hits0 = (0..10_000).filter(|_| s.sample(&mut r).0 == 0).count();
+        let hits50 = (0..10_000).filter(|_| s.sample(&mut r).0 == 50).count();
+        assert!(hits0 > 20 * hits50.max(1), "{hits0} vs {hits50}");
+    }
+
+    #[test]
+    fn hotspot_share() {
+        let mut s = KeySampler::new(
+            &KeyDist::Hotspot {
+                fraction: 0.1,
+                share: 0.9,
+            },
+            100,
+        );
+        let mut r = rng();
+        let hot = (0..20_000).filter(|_| s.sample(&mut r).0 < 10).count();
+        assert!((hot as f64 / 20_000.0 - 0.9).abs() < 0.02, "{hot}");
+    }
+
+    #[test]
+    fn sequential_cycles() {
+        let mut s = KeySampler::new(&KeyDist::Sequential, 3);
+        let mut r = rng();
+        let ks: Vec<u32> = (0..5).map(|_| s.sample(&mut r).0).collect();
+        assert_eq!(ks, vec![0, 1, 2, 0, 1]);
+    }
+
+    #[test]
+    fn values_are_unique_and_mix_respected() {
+        let w = Workload {
+            mix: Mix {
+                read: 0.0,
+                write: 1.0,
+                cas: 0.0,
+                create: 0.0,
+                delete: 0.0,
+            },
+            ..Workload::default()
+        };
+        let mut g = OpGen::new(&w);
+        let mut r = rng();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..1000 {
+            match g.next(&mut r).op {
+                Op::Write(v) => assert!(seen.insert(v)),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn preload_writes_every_key_first() {
+        let w = Workload {
+            keys: 4,
+            preload: true,
+            ..Workload::default()
+        };
+        let mut g = OpGen::new(&w);
+        let mut r = rng();
+        let first: Vec<(u32, bool)> = (0..4)
+            .map(|_| {
+                let q = g.next(&mut r);
+                (q.key.0, matches!(q.op, Op::Write(_)))
+            })
+            .collect();
+        assert_eq!(first, vec![(0, true), (1, true), (2, true), (3, true)]);
+    }
+}

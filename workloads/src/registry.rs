@@ -1,0 +1,34 @@
+//! Every protocol the driver can run, by name. Adding a protocol = one entry here and one field
+//! in `spec::ProtocolParams`.
+
+use crate::driver::{run, RunOptions, RunOutput};
+use crate::spec::Spec;
+use quorumlab_kv::KvProtocol;
+
+/// (name, one-line description) of every protocol, in the order `quorumlab protocols` lists them.
+pub fn protocols() -> Vec<(&'static str, &'static str)> {
+    vec![(
+        quorumlab_single::Single::NAME,
+        quorumlab_single::Single::ABOUT,
+    )]
+}
+
+/// Runs `spec` under the protocol called `name`.
+pub fn run_named(
+    name: &str,
+    spec: &Spec,
+    seed: u64,
+    opts: RunOptions<'_>,
+) -> Result<RunOutput, String> {
+    match name {
+        "single" => run::<quorumlab_single::Single>(spec, &spec.protocol.single, seed, opts),
+        other => Err(format!(
+            "unknown protocol {other:?}; known: {}",
+            protocols()
+                .iter()
+                .map(|p| p.0)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
