@@ -1,0 +1,158 @@
+//! The sequential specification of one key: a register holding a value or nothing, with
+//! read / write / cas / create / delete / append. Values are interned per key into small
+//! integers; state `ABSENT` (0) is "no value".
+
+use crate::prepare::{Fun, Outcome, RawOp};
+use serde_json::Value as Json;
+use std::collections::HashMap;
+
+pub(crate) const ABSENT: u32 = 0;
+
+/// An interned value. JSON `null` is `Absent`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Val {
+    Absent,
+    I(i64),
+    U(u64),
+    S(Box<str>),
+    /// Any other JSON value, by its canonical text.
+    J(Box<str>),
+}
+
+/// An op with its values interned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// ok read that returned the value.
+    Read(u32),
+    Write(u32),
+    Cas(u32, u32),
+    Create(u32),
+    Delete,
+    Append(u32),
+    /// cas whose precondition (value == expected) was false at some instant.
+    CasFailed(u32),
+    /// create whose precondition (absent) was false at some instant.
+    CreateFailed,
+}
+
+pub(crate) struct Model {
+    vals: Vec<Val>,
+    index: HashMap<Val, u32>,
+    /// The id of `""`, if interned: a read of `""` also matches an absent key.
+    empty: Option<u32>,
+    appends: HashMap<(u32, u32), u32>,
+}
+
+impl Model {
+    pub(crate) fn new() -> Model {
+        let mut m = Model {
+            vals: Vec::new(),
+            index: HashMap::new(),
+            empty: None,
+            appends: HashMap::new(),
+        };
+        m.intern_val(Val::Absent);
+        m
+    }
+
+    fn intern_val(&mut self, v: Val) -> u32 {
+        if let Some(&id) = self.index.get(&v) {
+            return id;
+        }
+        let id = self.vals.len() as u32;
+        if matches!(&v, Val::S(s) if s.is_empty()) {
+            self.empty = Some(id);
+        }
+        self.vals.push(v.clone());
+        self.index.insert(v, id);
+        id
+    }
+
+    pub(crate) fn intern(&mut self, j: &Json) -> u32 {
+        let v = match j {
+            Json::Null => return ABSENT,
+            Json::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    Val::I(i)
+                } else if let Some(u) = n.as_u64() {
+                    Val::U(u)
+                } else {
+                    Val::J(n.to_string().into())
+                }
+            }
+            Json::String(s) => Val::S(s.as_str().into()),
+            other => Val::J(other.to_string().into()),
+        };
+        self.intern_val(v)
+    }
+
+    /// The value as JSON (for reports).
+    pub(crate) fn to_json(&self, id: u32) -> Json {
+        match &self.vals[id as usize] {
+            Val::Absent => Json::Null,
+            Val::I(i) => Json::from(*i),
+            Val::U(u) => Json::from(*u),
+            Val::S(s) => Json::String(s.to_string()),
+            Val::J(t) => serde_json::from_str(t).unwrap_or_else(|_| Json::String(t.to_string())),
+        }
+    }
+
+    /// The text of a value for string append (absent and null are empty).
+    fn text(&self, id: u32) -> String {
+        match &self.vals[id as usize] {
+            Val::Absent => String::new(),
+            Val::I(i) => i.to_string(),
+            Val::U(u) => u.to_string(),
+            Val::S(s) => s.to_string(),
+            Val::J(t) => t.to_string(),
+        }
+    }
+
+    fn append(&mut self, s: u32, v: u32) -> u32 {
+        if let Some(&r) = self.appends.get(&(s, v)) {
+            return r;
+        }
+        let mut t = self.text(s);
+        t.push_str(&self.text(v));
+        let r = self.intern_val(Val::S(t.into()));
+        self.appends.insert((s, v), r);
+        r
+    }
+
+    /// Interns one op.
+    pub(crate) fn kind_of(&mut self, op: &RawOp<'_>) -> Kind {
+        let pair = |m: &mut Model| match op.input {
+            Json::Array(a) if a.len() == 2 => (m.intern(&a[0]), m.intern(&a[1])),
+            _ => unreachable!("cas values are validated in prepare"),
+        };
+        match (op.fun, op.outcome) {
+            (Fun::Read, _) => Kind::Read(self.intern(op.output)),
+            (Fun::Cas, Outcome::PreconditionFailed) => Kind::CasFailed(pair(self).0),
+            (Fun::Create, Outcome::PreconditionFailed) => Kind::CreateFailed,
+            (Fun::Write, _) => Kind::Write(self.intern(op.input)),
+            (Fun::Cas, _) => {
+                let (e, n) = pair(self);
+                Kind::Cas(e, n)
+            }
+            (Fun::Create, _) => Kind::Create(self.intern(op.input)),
+            (Fun::Delete, _) => Kind::Delete,
+            (Fun::Append, _) => Kind::Append(self.intern(op.input)),
+        }
+    }
+
+    /// Applies `k` to state `s`: the new state, or `None` if the op cannot take effect (with
+    /// the outcome it had) in state `s`.
+    #[inline]
+    pub(crate) fn step(&mut self, s: u32, k: Kind) -> Option<u32> {
+        match k {
+            Kind::Read(o) => (s == o || (s == ABSENT && Some(o) == self.empty)).then_some(s),
+            Kind::Write(v) => Some(v),
+            Kind::Cas(e, n) => (s == e).then_some(n),
+            Kind::Create(v) => (s == ABSENT).then_some(v),
+            Kind::Delete => Some(ABSENT),
+            Kind::Append(v) => Some(self.append(s, v)),
+            Kind::CasFailed(e) => (s != e).then_some(s),
+            Kind::CreateFailed => (s != ABSENT).then_some(s),
+        }
+    }
+}

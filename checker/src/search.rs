@@ -1,0 +1,329 @@
+//! Wing & Gong's search with Lowe's memoization, as in Porcupine, for the ops of one key.
+//!
+//! The history is a doubly linked list of call and return entries in real-time order. The
+//! search walks it from the head: at a call entry it tries to linearize the op now (the model
+//! accepts it and the pair (set of linearized ops, state) was never seen before), lifting the
+//! op's entries out of the list and restarting from the head; at a return entry whose op is not
+//! linearized yet it backtracks. `info` ops have no return entry: they may be linearized at any
+//! point after their call, or stay pending forever. The history is linearizable as soon as no
+//! return entry is left.
+//!
+//! The cache key is the linearized set as a bitset plus the model state, hashed with Zobrist
+//! hashing (updated in O(1) per step). Only the window of words between the first word that is
+//! not all ones and the last non-zero word is stored, so the cache stays small on long
+//! histories: ops are numbered in invocation order, and the linearized set is almost a prefix.
+
+use crate::model::{Kind, Model, ABSENT};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::time::Instant;
+
+const NONE: u32 = u32::MAX;
+
+/// One op of a key, ready for the search.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SOp {
+    pub kind: Kind,
+    pub call: (u64, usize),
+    /// `None` for ops that may take effect any time after their call, or never.
+    pub ret: Option<(u64, usize)>,
+}
+
+pub(crate) struct Budget {
+    pub deadline: Option<Instant>,
+    pub max_cache_bytes: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Stats {
+    pub steps: u64,
+    pub cache_entries: usize,
+    pub cache_bytes: usize,
+}
+
+pub(crate) enum Found {
+    Linearizable,
+    /// The longest partial linearization (op ids in order) and the op whose return was reached
+    /// at its end without any way to linearize it.
+    NotLinearizable { linearization: Vec<u32>, failing: u32 },
+    Unknown(String),
+}
+
+#[inline]
+fn mix(mut x: u64) -> u64 {
+    // splitmix64 finalizer
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Passes a pre-computed 64-bit hash through.
+#[derive(Default)]
+struct IdHasher(u64);
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys")
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = x;
+    }
+}
+
+/// The set of visited (linearized set, state) pairs. Bitset windows live in one arena.
+struct Cache {
+    heads: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
+    state: Vec<u32>,
+    lo: Vec<u32>,
+    off: Vec<u32>,
+    len: Vec<u32>,
+    next: Vec<u32>,
+    words: Vec<u64>,
+}
+
+/// Approximate bytes per cache entry besides its words (entry arrays + hash table slot).
+const ENTRY_BYTES: usize = 5 * 4 + 16;
+
+impl Cache {
+    fn new() -> Cache {
+        Cache {
+            heads: HashMap::default(),
+            state: Vec::new(),
+            lo: Vec::new(),
+            off: Vec::new(),
+            len: Vec::new(),
+            next: Vec::new(),
+            words: Vec::new(),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.words.len() * 8 + self.state.len() * ENTRY_BYTES
+    }
+
+    /// Inserts (window at word `lo`, state); false if it was already there.
+    fn insert(&mut self, h: u64, state: u32, lo: u32, win: &[u64]) -> bool {
+        let head = self.heads.get(&h).copied().unwrap_or(NONE);
+        let mut e = head;
+        while e != NONE {
+            let i = e as usize;
+            if self.state[i] == state
+                && self.lo[i] == lo
+                && self.len[i] as usize == win.len()
+                && self.words[self.off[i] as usize..][..win.len()] == *win
+            {
+                return false;
+            }
+            e = self.next[i];
+        }
+        if self.words.len() + win.len() > u32::MAX as usize || self.state.len() >= NONE as usize {
+            // cannot be indexed; the caller's memory budget trips long before this
+            return true;
+        }
+        let id = self.state.len() as u32;
+        self.state.push(state);
+        self.lo.push(lo);
+        self.off.push(self.words.len() as u32);
+        self.len.push(win.len() as u32);
+        self.next.push(head);
+        self.words.extend_from_slice(win);
+        self.heads.insert(h, id);
+        true
+    }
+}
+
+/// The linearized set, with the canonical window bounds maintained incrementally.
+struct Bits {
+    w: Vec<u64>,
+    /// All words before `lo` are all ones.
+    lo: usize,
+    /// All words from `hi` on are zero.
+    hi: usize,
+}
+
+impl Bits {
+    fn new(n: usize) -> Bits {
+        Bits {
+            w: vec![0; n.div_ceil(64).max(1)],
+            lo: 0,
+            hi: 0,
+        }
+    }
+    #[inline]
+    fn set(&mut self, i: u32) {
+        let wi = (i >> 6) as usize;
+        self.w[wi] |= 1 << (i & 63);
+        if wi + 1 > self.hi {
+            self.hi = wi + 1;
+        }
+        while self.lo < self.w.len() && self.w[self.lo] == u64::MAX {
+            self.lo += 1;
+        }
+    }
+    #[inline]
+    fn clear(&mut self, i: u32) {
+        let wi = (i >> 6) as usize;
+        self.w[wi] &= !(1 << (i & 63));
+        if wi < self.lo {
+            self.lo = wi;
+        }
+        while self.hi > 0 && self.w[self.hi - 1] == 0 {
+            self.hi -= 1;
+        }
+    }
+    #[inline]
+    fn window(&self) -> &[u64] {
+        &self.w[self.lo..self.hi.max(self.lo)]
+    }
+}
+
+/// Checks the ops of one key (ops sorted by call). Deterministic.
+pub(crate) fn check(ops: &[SOp], model: &mut Model, budget: &Budget, stats: &mut Stats) -> Found {
+    let n = ops.len();
+    if n >= (NONE as usize) / 2 - 2 {
+        return Found::Unknown("too many operations on one key".into());
+    }
+    // entries: 0 = head, 1..=m entries, m+1 = tail
+    let mut ents: Vec<(u64, usize, u32, bool)> = Vec::with_capacity(2 * n);
+    for (i, op) in ops.iter().enumerate() {
+        ents.push((op.call.0, op.call.1, i as u32, true));
+        if let Some(r) = op.ret {
+            ents.push((r.0, r.1, i as u32, false));
+        }
+    }
+    // real-time order; ties by position in the history (the order events were recorded)
+    ents.sort_unstable_by_key(|e| (e.0, e.1, !e.3));
+    let m = ents.len();
+    let tail = (m + 1) as u32;
+    let mut next: Vec<u32> = (1..=m as u32 + 1).chain([NONE]).collect();
+    let mut prev: Vec<u32> = [NONE].into_iter().chain(0..=m as u32).collect();
+    let mut ent_op = vec![NONE; m + 2];
+    let mut ent_call = vec![false; m + 2];
+    let mut call_node = vec![NONE; n];
+    let mut ret_node = vec![NONE; n];
+    for (k, e) in ents.iter().enumerate() {
+        let node = k + 1;
+        ent_op[node] = e.2;
+        ent_call[node] = e.3;
+        if e.3 {
+            call_node[e.2 as usize] = node as u32;
+        } else {
+            ret_node[e.2 as usize] = node as u32;
+        }
+    }
+    drop(ents);
+    let kinds: Vec<Kind> = ops.iter().map(|o| o.kind).collect();
+    let zob: Vec<u64> = (0..n as u64).map(|i| mix(i ^ 0x5151_7A7A_0000_0000)).collect();
+    let mut remaining = ret_node.iter().filter(|&&r| r != NONE).count();
+
+    let mut bits = Bits::new(n);
+    let mut cache = Cache::new();
+    let mut stack: Vec<(u32, u32)> = Vec::new();
+    let mut state = ABSENT;
+    let mut zh: u64 = 0;
+    // longest partial linearization seen at a dead end
+    let mut best: Vec<u32> = Vec::new();
+    let mut best_valid = 0usize;
+    let mut best_fail = NONE;
+    let mut have_best = false;
+
+    macro_rules! remove {
+        ($x:expr) => {{
+            let x = $x as usize;
+            let (p, nx) = (prev[x], next[x]);
+            next[p as usize] = nx;
+            prev[nx as usize] = p;
+        }};
+    }
+    macro_rules! restore {
+        ($x:expr) => {{
+            let x = $x as usize;
+            let (p, nx) = (prev[x], next[x]);
+            next[p as usize] = x as u32;
+            prev[nx as usize] = x as u32;
+        }};
+    }
+
+    let mut node = next[0];
+    let mut steps: u64 = 0;
+    let result = loop {
+        if remaining == 0 {
+            break Found::Linearizable;
+        }
+        steps += 1;
+        if steps & 0x3ff == 0 {
+            if let Some(d) = budget.deadline {
+                if Instant::now() >= d {
+                    break Found::Unknown("time budget exhausted".into());
+                }
+            }
+        }
+        let is_call = node != tail && ent_call[node as usize];
+        if is_call {
+            let op = ent_op[node as usize];
+            if let Some(ns) = model.step(state, kinds[op as usize]) {
+                bits.set(op);
+                let nz = zh ^ zob[op as usize];
+                let h = nz ^ mix(ns as u64);
+                if cache.insert(h, ns, bits.lo as u32, bits.window()) {
+                    stack.push((op, state));
+                    state = ns;
+                    zh = nz;
+                    remove!(call_node[op as usize]);
+                    if ret_node[op as usize] != NONE {
+                        remove!(ret_node[op as usize]);
+                        remaining -= 1;
+                    }
+                    if cache.bytes() > budget.max_cache_bytes {
+                        break Found::Unknown(format!(
+                            "memory budget exhausted ({} MiB of search cache)",
+                            budget.max_cache_bytes >> 20
+                        ));
+                    }
+                    node = next[0];
+                    continue;
+                }
+                bits.clear(op);
+            }
+            node = next[node as usize];
+        } else {
+            // a return entry of an op not linearized yet (or, defensively, the tail): dead end
+            if !have_best || stack.len() > best.len() {
+                have_best = true;
+                best.truncate(best_valid);
+                best.extend(stack[best_valid..].iter().map(|s| s.0));
+                best_valid = stack.len();
+                best_fail = if node == tail {
+                    NONE
+                } else {
+                    ent_op[node as usize]
+                };
+            }
+            let Some((op, st)) = stack.pop() else {
+                break Found::NotLinearizable {
+                    linearization: std::mem::take(&mut best),
+                    failing: best_fail,
+                };
+            };
+            if stack.len() < best_valid {
+                best_valid = stack.len();
+            }
+            state = st;
+            zh ^= zob[op as usize];
+            bits.clear(op);
+            if ret_node[op as usize] != NONE {
+                restore!(ret_node[op as usize]);
+                remaining += 1;
+            }
+            restore!(call_node[op as usize]);
+            node = next[call_node[op as usize] as usize];
+        }
+    };
+    stats.steps = steps;
+    stats.cache_entries = cache.state.len();
+    stats.cache_bytes = cache.bytes();
+    result
+}
