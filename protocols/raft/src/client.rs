@@ -55,7 +55,13 @@ impl Adapter {
         })
     }
 
-    fn send(&self, st: &mut AdapterState, req: &Request, to: Id, o: &mut ClientOut<Msg, RetryTimer>) {
+    fn send(
+        &self,
+        st: &mut AdapterState,
+        req: &Request,
+        to: Id,
+        o: &mut ClientOut<Msg, RetryTimer>,
+    ) {
         let g = self.layout.group_of(req.key) as u32;
         st.sent = Some((req.id, g, to, false));
         o.send(to, Msg::ClientReq(*req));

@@ -19,9 +19,7 @@ pub use client::{Adapter, AdapterState, RetryTimer};
 pub use log::Log;
 pub use server::{Durable, GroupDurable, Lead, PendingRead, Replica, Role, Server, State, Timer};
 
-use quorumlab_kv::{
-    ClientConfig, KvClient, KvNode, KvProtocol, Layout, Outcome, Request,
-};
+use quorumlab_kv::{ClientConfig, KvClient, KvNode, KvProtocol, Layout, Outcome, Request};
 use quorumlab_sim::{ActorProcess, Message};
 use serde::{Deserialize, Serialize};
 use stateright::actor::Id;
@@ -319,11 +317,17 @@ mod tests {
             heartbeat_ms: 200,
             ..Params::default()
         };
-        assert!(bad.validate().unwrap_err().contains("protocol.raft.heartbeat_ms"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .contains("protocol.raft.heartbeat_ms"));
         let bad = Params {
             lease_ms: 151,
             ..Params::default()
         };
-        assert!(bad.validate().unwrap_err().contains("protocol.raft.lease_ms"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .contains("protocol.raft.lease_ms"));
     }
 }

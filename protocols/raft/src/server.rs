@@ -695,7 +695,15 @@ impl Server {
         );
     }
 
-    fn on_vote_ack(&self, me: Id, r: &mut Replica, fx: &mut Fx, src: Id, term: Term, granted: bool) {
+    fn on_vote_ack(
+        &self,
+        me: Id,
+        r: &mut Replica,
+        fx: &mut Fx,
+        src: Id,
+        term: Term,
+        granted: bool,
+    ) {
         if term > r.d.term {
             self.become_follower(r, fx, term, None);
             return;
@@ -869,7 +877,9 @@ impl Actor for Server {
                 commit,
                 round,
             } => self.with_replica(state, g as usize, o, |_, r, fx| {
-                self.on_append(r, fx, src, term, prev_index, prev_term, entries, commit, round)
+                self.on_append(
+                    r, fx, src, term, prev_index, prev_term, entries, commit, round,
+                )
             }),
             Msg::AppendAck {
                 g,
@@ -920,7 +930,9 @@ impl Actor for Server {
             | Timer::CheckQuorum(g)
             | Timer::Lease { g, .. } => g,
         };
-        self.with_replica(state, g as usize, o, |me, r, fx| self.on_timer(me, r, fx, timer));
+        self.with_replica(state, g as usize, o, |me, r, fx| {
+            self.on_timer(me, r, fx, timer)
+        });
     }
 
     fn name(&self) -> String {
