@@ -96,31 +96,33 @@ pub(crate) fn violation_page(r: &CheckReport) -> String {
     s
 }
 
-/// The ops to draw: all if few, else those around the failing op and the end of the
-/// partial linearization.
+/// The ops to draw: those that can matter to the violation. Ops invoked after the failing
+/// op completed are left out, and so are ops that completed before the last
+/// `FOCUS` steps of the partial linearization began; at most `MAX_DRAWN`, nearest the failing
+/// op first.
 fn drawn_ops(v: &Violation) -> Vec<usize> {
-    if v.ops.len() <= MAX_DRAWN {
-        return (0..v.ops.len()).collect();
-    }
-    let mut focus: Vec<usize> = v.linearization.iter().rev().take(30).copied().collect();
+    const FOCUS: usize = 30;
+    let mut focus: Vec<usize> = v.linearization.iter().rev().take(FOCUS).copied().collect();
     focus.extend(v.failing_op);
+    if focus.is_empty() {
+        return (0..v.ops.len().min(MAX_DRAWN)).collect();
+    }
     let t0 = focus.iter().map(|&i| v.ops[i].invoke_time).min().unwrap_or(0);
-    let t1 = focus
-        .iter()
-        .map(|&i| v.ops[i].complete_time.unwrap_or(v.ops[i].invoke_time))
-        .max()
-        .unwrap_or(u64::MAX);
+    let t1 = match v.failing_op {
+        Some(f) => v.ops[f].complete_time.unwrap_or(u64::MAX),
+        None => u64::MAX,
+    };
     let mut ids: Vec<usize> = v
         .ops
         .iter()
         .filter(|o| o.invoke_time <= t1 && o.complete_time.is_none_or(|c| c >= t0))
         .map(|o| o.id)
         .collect();
+    ids.extend(&focus);
+    ids.sort_unstable();
+    ids.dedup();
     if ids.len() > MAX_DRAWN {
-        let center = v
-            .failing_op
-            .map(|i| v.ops[i].invoke_time)
-            .unwrap_or(t1);
+        let center = v.failing_op.map(|i| v.ops[i].invoke_time).unwrap_or(t1);
         ids.sort_by_key(|&i| v.ops[i].invoke_time.abs_diff(center));
         let keep: HashSet<usize> = focus.iter().copied().collect();
         let mut chosen: Vec<usize> = focus;
@@ -133,9 +135,9 @@ fn drawn_ops(v: &Violation) -> Vec<usize> {
             }
         }
         ids = chosen;
+        ids.sort_unstable();
+        ids.dedup();
     }
-    ids.sort_unstable();
-    ids.dedup();
     ids
 }
 
@@ -163,7 +165,10 @@ fn section(s: &mut String, v: &Violation) {
     if ids.len() < v.ops.len() {
         let _ = writeln!(
             s,
-            "<p class=\"note\">Showing {} of the key's {} ops: those around the failing op.</p>",
+            "<p class=\"note\">Showing {} of the key's {} ops: those that overlap the end of \
+             the partial linearization and were invoked before the failing op completed (ops \
+             invoked later cannot help it; earlier ops are summed up by the partial \
+             linearization; all ops are in check.json).</p>",
             ids.len(),
             v.ops.len()
         );
@@ -198,7 +203,7 @@ fn timeline(s: &mut String, v: &Violation, ids: &[usize]) {
         .map(|(i, &id)| (id, i))
         .collect();
 
-    let unit = 34.0_f64;
+    let unit = 46.0_f64;
     let left = 110.0_f64;
     let top = 36.0_f64;
     let row_h = 34.0_f64;
