@@ -7,10 +7,13 @@ use quorumlab_kv::KvProtocol;
 
 /// (name, one-line description) of every protocol, in the order `quorumlab protocols` lists them.
 pub fn protocols() -> Vec<(&'static str, &'static str)> {
-    vec![(
-        quorumlab_single::Single::NAME,
-        quorumlab_single::Single::ABOUT,
-    )]
+    vec![
+        (
+            quorumlab_single::Single::NAME,
+            quorumlab_single::Single::ABOUT,
+        ),
+        (quorumlab_raft::Raft::NAME, quorumlab_raft::Raft::ABOUT),
+    ]
 }
 
 /// Runs `spec` under the protocol called `name`.
@@ -22,6 +25,7 @@ pub fn run_named(
 ) -> Result<RunOutput, String> {
     match name {
         "single" => run::<quorumlab_single::Single>(spec, &spec.protocol.single, seed, opts),
+        "raft" => run::<quorumlab_raft::Raft>(spec, &spec.protocol.raft, seed, opts),
         other => Err(format!(
             "unknown protocol {other:?}; known: {}",
             protocols()

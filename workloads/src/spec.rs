@@ -223,6 +223,7 @@ impl Default for Workload {
 #[serde(deny_unknown_fields, default)]
 pub struct ProtocolParams {
     pub single: quorumlab_single::Params,
+    pub raft: quorumlab_raft::Params,
 }
 
 /// A fault at a time.
@@ -398,7 +399,7 @@ pub fn locate(text: &str, path: &str) -> Option<usize> {
     };
     let lines: Vec<&str> = text.lines().collect();
     // Try the longest table prefix first.
-    for cut in (0..parts.len()).rev() {
+    for cut in (0..=parts.len()).rev() {
         let (table, leaf) = (&parts[..cut], &parts[cut..]);
         let mut header = String::new();
         let mut index = None;

@@ -1,0 +1,185 @@
+//! The driver end to end with the reference protocol: determinism (with and without faults),
+//! Jepsen process semantics, open loop, fault records.
+
+use quorumlab_kv::history::{write_jsonl, EventType, ProcessId};
+use quorumlab_single::Single;
+use quorumlab_workloads::{run, RunOptions, RunOutput, Spec};
+
+fn go(spec: &Spec, seed: u64) -> RunOutput {
+    run::<Single>(spec, &spec.protocol.single, seed, RunOptions::default()).expect("run")
+}
+
+fn bytes(out: &RunOutput) -> Vec<u8> {
+    let mut b = Vec::new();
+    write_jsonl(&mut b, &out.history).unwrap();
+    b
+}
+
+const FAULTY: &str = r#"
+[cluster]
+nodes = 3
+replicas = 3
+[network]
+latency = { kind = "lognormal", median_ms = 1.0, sigma = 0.5 }
+loss = 0.02
+duplicate = 0.02
+delivery = "unordered"
+[workload]
+clients = 4
+keys = 5
+duration_s = 5.0
+warmup_s = 0.5
+timeout_ms = 100.0
+[[faults]]
+at_s = 1.0
+fault = { kind = "crash", node = "n0" }
+[[faults]]
+at_s = 1.5
+fault = { kind = "restart", node = "n0" }
+[[faults]]
+at_s = 2.0
+fault = { kind = "pause", node = "n0", for_ms = 300.0 }
+[[faults]]
+at_s = 3.0
+fault = { kind = "partition", groups = [["n0", "c0"], ["n1", "n2", "c1", "c2", "c3"]] }
+[[faults]]
+at_s = 3.5
+fault = { kind = "heal" }
+[[nemesis]]
+kind = "clock"
+every_s = 1.0
+duration_s = 0.5
+rate = 1.5
+"#;
+
+#[test]
+fn same_seed_gives_byte_identical_history() {
+    let spec = Spec::default_with(&["workload.duration_s=5".into()]).unwrap();
+    assert_eq!(bytes(&go(&spec, 3)), bytes(&go(&spec, 3)));
+    assert_ne!(bytes(&go(&spec, 3)), bytes(&go(&spec, 4)));
+}
+
+#[test]
+fn same_seed_gives_byte_identical_history_with_faults() {
+    let spec = Spec::parse(FAULTY, "faulty.toml", &[]).unwrap();
+    let a = go(&spec, 11);
+    let b = go(&spec, 11);
+    assert_eq!(bytes(&a), bytes(&b));
+    assert!(a.faults.len() >= 5, "{:?}", a.faults);
+    assert!(a.net.total.dropped > 0 && a.net.total.duplicated > 0);
+}
+
+#[test]
+fn info_moves_a_client_to_a_fresh_process() {
+    // Crash the only serving node: in-flight ops time out as info; their clients continue
+    // under process + clients.
+    let spec = Spec::parse(FAULTY, "faulty.toml", &[]).unwrap();
+    let out = go(&spec, 1);
+    let infos: Vec<u64> = out
+        .history
+        .iter()
+        .filter(|e| e.kind == EventType::Info && !e.process.is_nemesis())
+        .filter(|e| e.time + 50_000_000 < out.measure_to_ns) // later infos end the run
+        .map(|e| match e.process {
+            ProcessId::Client(p) => p,
+            _ => unreachable!(),
+        })
+        .collect();
+    assert!(!infos.is_empty(), "a crash must produce info ops");
+    for p in infos {
+        let fresh = p + 4;
+        assert!(
+            out.history
+                .iter()
+                .any(|e| e.process == ProcessId::Client(fresh)),
+            "process {p} had an info; expected its client to continue as {fresh}"
+        );
+        // and the old process never invokes again
+        let last_info = out
+            .history
+            .iter()
+            .rposition(|e| e.process == ProcessId::Client(p))
+            .unwrap();
+        assert_eq!(out.history[last_info].kind, EventType::Info);
+    }
+}
+
+#[test]
+fn at_most_one_op_outstanding_per_process() {
+    let spec = Spec::parse(FAULTY, "faulty.toml", &[]).unwrap();
+    let out = go(&spec, 5);
+    let mut open = std::collections::BTreeSet::new();
+    for e in &out.history {
+        let ProcessId::Client(p) = e.process else {
+            continue;
+        };
+        if e.kind == EventType::Invoke {
+            assert!(open.insert(p), "process {p} invoked twice");
+        } else {
+            assert!(
+                open.remove(&p),
+                "process {p} completed without an invocation"
+            );
+        }
+    }
+    assert!(open.is_empty(), "every op completes by the end of the run");
+}
+
+#[test]
+fn open_loop_rate_is_respected() {
+    let spec = Spec::default_with(&[
+        "workload.mode=\"open\"".into(),
+        "workload.rate=200".into(),
+        "workload.clients=50".into(),
+        "workload.duration_s=10".into(),
+        "workload.warmup_s=0".into(),
+        "faults=[]".into(),
+    ])
+    .unwrap();
+    let out = go(&spec, 2);
+    let invokes = out
+        .history
+        .iter()
+        .filter(|e| e.kind == EventType::Invoke)
+        .count() as f64;
+    assert!(
+        (invokes / 10.0 - 200.0).abs() < 20.0,
+        "{invokes} invocations in 10 s"
+    );
+}
+
+#[test]
+fn isolate_leader_without_leader_isolates_first_replica() {
+    let spec = Spec::default_with(&["workload.duration_s=20".into()]).unwrap();
+    let out = go(&spec, 1);
+    let f = &out.faults[0];
+    assert_eq!(f.kind, "isolate_leader");
+    assert_eq!(f.nodes, vec![0]);
+    assert!(f.description.contains("no leader"), "{}", f.description);
+    assert_eq!(out.faults[1].kind, "heal");
+    // nemesis events are in the history too
+    assert_eq!(
+        out.history
+            .iter()
+            .filter(|e| e.process.is_nemesis())
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn written_values_are_unique() {
+    let spec = Spec::default_with(&["workload.duration_s=5".into()]).unwrap();
+    let out = go(&spec, 8);
+    let mut seen = std::collections::BTreeSet::new();
+    for e in out.history.iter().filter(|e| e.kind == EventType::Invoke) {
+        let v = match e.f.as_str() {
+            "write" | "create" => e.value.as_u64(),
+            "cas" => e.value[1].as_u64(),
+            _ => None,
+        };
+        if let Some(v) = v {
+            assert!(seen.insert(v), "value {v} written twice");
+        }
+    }
+}
