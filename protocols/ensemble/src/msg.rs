@@ -80,6 +80,8 @@ pub enum Intercept {
     TrustLease(Option<bool>),
     /// Overrides `lease_duration` (ms) on this node.
     LeaseMs(Option<u64>),
+    /// Overrides `notfound_read_delay` (ms) on this node.
+    NotfoundDelayMs(Option<u64>),
 }
 
 /// Every message of the protocol. `ens` is the ensemble; `req` a request id unique per

@@ -24,6 +24,7 @@ pub struct Intercepts {
     pub drop_puts: bool,
     pub trust_lease: Option<bool>,
     pub lease_ms: Option<u64>,
+    pub notfound_delay_ms: Option<u64>,
 }
 
 /// What a peer handler needs from its node.
@@ -54,6 +55,12 @@ impl Cx<'_> {
     }
     fn trust_lease(&self) -> bool {
         self.icpt.trust_lease.unwrap_or(self.cfg.trust_lease)
+    }
+    fn notfound_read_delay(&self) -> Duration {
+        self.icpt
+            .notfound_delay_ms
+            .map(Duration::from_millis)
+            .unwrap_or(self.cfg.notfound_read_delay)
     }
     fn lease(&self) -> Duration {
         self.icpt
@@ -1144,7 +1151,8 @@ impl Peer {
                             }
                             // try_collect_all/1
                             c.all_phase = true;
-                            cx.timer(Timer::NotfoundDelay(ens, w), cfg.notfound_read_delay);
+                            let delay = cx.notfound_read_delay();
+                            cx.timer(Timer::NotfoundDelay(ens, w), delay);
                         }
                     }
                 }

@@ -158,6 +158,7 @@ impl Actor for Server {
                 Intercept::DropPuts(b) => icpt.drop_puts = b,
                 Intercept::TrustLease(t) => icpt.trust_lease = t,
                 Intercept::LeaseMs(l) => icpt.lease_ms = l,
+                Intercept::NotfoundDelayMs(d) => icpt.notfound_delay_ms = d,
             }
             return;
         }

@@ -1,6 +1,8 @@
 //! A small harness over the raw simulator for the ensemble tests.
 #![allow(dead_code)]
 
+pub mod lin;
+
 use quorumlab_ensemble::{node_state, Ensemble, Intercept, Msg, Params, Peer, Proc, Role};
 use quorumlab_kv::{ClientConfig, Key, KvProtocol, Layout, Op, Outcome, Request, Value, Wire};
 use stateright::actor::Id;
