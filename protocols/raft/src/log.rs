@@ -3,10 +3,12 @@
 //! Every append (leader) or accepted AppendEntries (follower) is followed by `Out::save` of the
 //! durable state, and the simulator keeps that value (plus the previous one, for crashes that
 //! lose un-synced writes). Cloning a `Vec<Entry>` there would make each save O(log length). This
-//! log is split into frozen chunks of [`CHUNK`] entries shared through `Arc` plus a short tail,
-//! so that a clone costs two reference-count increments, and an append after a save copies at
-//! most the tail (< [`CHUNK`] entries). `Arc` (not `Rc`) because stateright's checker moves
-//! states between threads.
+//! log is a shallow persistent tree: frozen chunks of [`CHUNK`] entries, grouped into frozen
+//! pages of [`PAGE`] chunks, all shared through `Arc`, plus an open page and a short tail. A clone
+//! costs three reference-count increments; an append after a save copies at most the tail
+//! (< [`CHUNK`] entries), once per chunk the open page (< [`PAGE`] pointers), and once per page
+//! the page list (log length / ([`CHUNK`]·[`PAGE`]) pointers). `Arc` (not `Rc`) because
+//! stateright's checker moves states between threads.
 //!
 //! Indices are Raft's: 1-based; index 0 is the empty prefix, whose term is 0.
 
@@ -17,13 +19,20 @@ use std::sync::Arc;
 
 /// Entries per frozen chunk.
 pub const CHUNK: usize = 32;
+/// Chunks per frozen page.
+pub const PAGE: usize = 32;
+const PAGE_ENTRIES: usize = CHUNK * PAGE;
+
+type Chunk = Arc<[Entry]>;
 
 /// A Raft log.
 #[derive(Clone, Default)]
 pub struct Log {
-    /// Full chunks, each exactly [`CHUNK`] entries, never mutated once frozen.
-    frozen: Arc<Vec<Arc<[Entry]>>>,
-    /// The entries after the frozen chunks (fewer than [`CHUNK`]).
+    /// Full pages, each exactly [`PAGE`] full chunks; never mutated once frozen.
+    pages: Arc<Vec<Arc<Vec<Chunk>>>>,
+    /// The open page: fewer than [`PAGE`] full chunks.
+    page: Arc<Vec<Chunk>>,
+    /// The entries after the full chunks (fewer than [`CHUNK`]).
     tail: Arc<Vec<Entry>>,
 }
 
@@ -34,7 +43,7 @@ impl Log {
 
     /// Index of the last entry (0 if empty).
     pub fn last_index(&self) -> u64 {
-        (self.frozen.len() * CHUNK + self.tail.len()) as u64
+        (self.pages.len() * PAGE_ENTRIES + self.page.len() * CHUNK + self.tail.len()) as u64
     }
 
     /// Term of the last entry (0 if empty).
@@ -46,18 +55,30 @@ impl Log {
         self.last_index() == 0
     }
 
+    /// The chunk (or tail) holding `index` and the offset in it; `index` must be in the log.
+    fn locate(&self, index: u64) -> (&[Entry], usize) {
+        let i = (index - 1) as usize;
+        let p = i / PAGE_ENTRIES;
+        if p < self.pages.len() {
+            let r = i % PAGE_ENTRIES;
+            return (&self.pages[p][r / CHUNK], r % CHUNK);
+        }
+        let r = i - self.pages.len() * PAGE_ENTRIES;
+        let c = r / CHUNK;
+        if c < self.page.len() {
+            (&self.page[c], r % CHUNK)
+        } else {
+            (&self.tail, r % CHUNK)
+        }
+    }
+
     /// The entry at `index` (1-based).
     pub fn get(&self, index: u64) -> Option<&Entry> {
         if index == 0 || index > self.last_index() {
             return None;
         }
-        let i = (index - 1) as usize;
-        let (c, o) = (i / CHUNK, i % CHUNK);
-        if c < self.frozen.len() {
-            Some(&self.frozen[c][o])
-        } else {
-            self.tail.get(o)
-        }
+        let (c, o) = self.locate(index);
+        c.get(o)
     }
 
     /// The term at `index`: `Some(0)` for index 0, `None` past the end.
@@ -73,8 +94,13 @@ impl Log {
         let tail = Arc::make_mut(&mut self.tail);
         tail.push(e);
         if tail.len() == CHUNK {
-            let full: Arc<[Entry]> = std::mem::take(tail).into();
-            Arc::make_mut(&mut self.frozen).push(full);
+            let full: Chunk = std::mem::take(tail).into();
+            let page = Arc::make_mut(&mut self.page);
+            page.push(full);
+            if page.len() == PAGE {
+                let full = std::mem::take(&mut self.page);
+                Arc::make_mut(&mut self.pages).push(full);
+            }
         }
     }
 
@@ -84,14 +110,24 @@ impl Log {
             return;
         }
         let len = len as usize;
-        let (c, o) = (len / CHUNK, len % CHUNK);
-        if c >= self.frozen.len() {
-            Arc::make_mut(&mut self.tail).truncate(o);
+        let p = len / PAGE_ENTRIES;
+        if p < self.pages.len() {
+            let r = len % PAGE_ENTRIES;
+            let (c, o) = (r / CHUNK, r % CHUNK);
+            let old = self.pages[p].clone();
+            self.page = Arc::new(old[..c].to_vec());
+            self.tail = Arc::new(old[c][..o].to_vec());
+            Arc::make_mut(&mut self.pages).truncate(p);
             return;
         }
-        let tail: Vec<Entry> = self.frozen[c][..o].to_vec();
-        Arc::make_mut(&mut self.frozen).truncate(c);
-        self.tail = Arc::new(tail);
+        let r = len - self.pages.len() * PAGE_ENTRIES;
+        let (c, o) = (r / CHUNK, r % CHUNK);
+        if c < self.page.len() {
+            self.tail = Arc::new(self.page[c][..o].to_vec());
+            Arc::make_mut(&mut self.page).truncate(c);
+        } else {
+            Arc::make_mut(&mut self.tail).truncate(o);
+        }
     }
 
     /// Clones of the entries `from..=to` (clamped to the log).
@@ -101,9 +137,7 @@ impl Log {
         if from > to {
             return Vec::new();
         }
-        (from..=to)
-            .map(|i| self.get(i).expect("in range").clone())
-            .collect()
+        (from..=to).map(|i| self.get(i).expect("in range").clone()).collect()
     }
 
     /// The first index of the run of entries with `term` that contains `index`.
@@ -111,11 +145,17 @@ impl Log {
         let Some(t) = self.term(index) else {
             return index;
         };
-        let mut i = index;
-        while i > 1 && self.term(i - 1) == Some(t) {
-            i -= 1;
+        // Binary search for the first index whose term is >= t (terms never decrease).
+        let (mut lo, mut hi) = (1u64, index);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.term(mid).unwrap_or(u64::MAX) >= t {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
         }
-        i
+        lo
     }
 
     /// The last index whose entry has term `t`, if any (terms are non-decreasing in a log).
@@ -135,23 +175,35 @@ impl Log {
 
     /// Iterates over the entries in order.
     pub fn iter(&self) -> impl Iterator<Item = &Entry> + '_ {
-        self.frozen
+        self.pages
             .iter()
+            .flat_map(|p| p.iter())
+            .chain(self.page.iter())
             .flat_map(|c| c.iter())
             .chain(self.tail.iter())
     }
 
     /// The first index at which `self` and `other` differ (`min(len) + 1` if one is a prefix of
-    /// the other, `len + 1` if equal). Shared chunks are skipped without comparing entries.
+    /// the other, `len + 1` if equal). Shared pages and chunks are skipped without comparing
+    /// entries.
     pub fn first_difference(&self, other: &Log) -> u64 {
-        let mut i = 0usize;
-        let shared = self.frozen.len().min(other.frozen.len());
-        while i < shared && Arc::ptr_eq(&self.frozen[i], &other.frozen[i]) {
-            i += 1;
+        let shared = self.pages.len().min(other.pages.len());
+        let mut p = 0;
+        while p < shared && Arc::ptr_eq(&self.pages[p], &other.pages[p]) {
+            p += 1;
         }
-        let mut idx = (i * CHUNK) as u64 + 1;
+        let mut idx = (p * PAGE_ENTRIES) as u64 + 1;
         let end = self.last_index().min(other.last_index());
-        while idx <= end && self.get(idx) == other.get(idx) {
+        while idx <= end {
+            let (a, oa) = self.locate(idx);
+            let (b, ob) = other.locate(idx);
+            if oa == 0 && ob == 0 && a.len() == CHUNK && std::ptr::eq(a, b) {
+                idx += CHUNK as u64;
+                continue;
+            }
+            if a[oa] != b[ob] {
+                return idx;
+            }
             idx += 1;
         }
         idx
@@ -159,7 +211,9 @@ impl Log {
 
     /// Whether two logs share all their storage (a cheap "certainly equal").
     pub fn same_storage(&self, other: &Log) -> bool {
-        Arc::ptr_eq(&self.frozen, &other.frozen) && Arc::ptr_eq(&self.tail, &other.tail)
+        Arc::ptr_eq(&self.pages, &other.pages)
+            && Arc::ptr_eq(&self.page, &other.page)
+            && Arc::ptr_eq(&self.tail, &other.tail)
     }
 }
 
@@ -236,5 +290,57 @@ mod tests {
         let rebuilt: Log = saved.iter().cloned().collect();
         assert_eq!(rebuilt, saved);
         assert_ne!(rebuilt, l);
+    }
+
+    /// Against a plain `Vec` model: pushes, truncations at every level, clones kept alive.
+    #[test]
+    fn matches_a_vec_model() {
+        let mut l = Log::new();
+        let mut v: Vec<Entry> = Vec::new();
+        let mut kept = Vec::new();
+        let mut x = 12345u64;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut term = 1;
+        for step in 0..20_000 {
+            if rnd(100) < 3 && !v.is_empty() {
+                let keep = rnd(v.len() as u64 + 1);
+                l.truncate(keep);
+                v.truncate(keep as usize);
+                term += 1;
+            } else {
+                if rnd(50) == 0 {
+                    term += 1;
+                }
+                l.push(e(term));
+                v.push(e(term));
+            }
+            if step % 97 == 0 {
+                kept.push((l.clone(), v.clone()));
+            }
+            assert_eq!(l.last_index(), v.len() as u64);
+        }
+        for (i, x) in v.iter().enumerate() {
+            assert_eq!(l.get(i as u64 + 1), Some(x));
+        }
+        assert!(l.iter().eq(v.iter()));
+        for (kl, kv) in &kept {
+            assert!(kl.iter().eq(kv.iter()), "a saved clone changed");
+            let d = kl.first_difference(&l);
+            let model = kv.iter().zip(v.iter()).take_while(|(a, b)| a == b).count() as u64 + 1;
+            assert_eq!(d, model);
+        }
+        for t in 0..=term + 1 {
+            let last = v.iter().rposition(|x| x.term == t).map(|i| i as u64 + 1);
+            assert_eq!(l.last_index_of_term(t), last);
+        }
+        let probe = v.len() as u64 / 2 + 1;
+        let t = v[probe as usize - 1].term;
+        let first = v.iter().position(|x| x.term == t).unwrap() as u64 + 1;
+        assert_eq!(l.first_index_of_term_at(probe), first);
     }
 }
