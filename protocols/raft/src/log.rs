@@ -137,7 +137,9 @@ impl Log {
         if from > to {
             return Vec::new();
         }
-        (from..=to).map(|i| self.get(i).expect("in range").clone()).collect()
+        (from..=to)
+            .map(|i| self.get(i).expect("in range").clone())
+            .collect()
     }
 
     /// The first index of the run of entries with `term` that contains `index`.

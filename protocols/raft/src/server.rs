@@ -658,7 +658,6 @@ impl Server {
 
     fn on_vote(
         &self,
-        me: Id,
         r: &mut Replica,
         fx: &mut Fx,
         src: Id,
@@ -666,7 +665,6 @@ impl Server {
         last_index: Index,
         last_term: Term,
     ) {
-        let _ = me;
         if term > r.d.term && (r.leader_contact || r.is_leader()) {
             // Leader stickiness (thesis §4.2.3): a current leader is known; ignore the request
             // without adopting its term. Lease reads rely on this.
@@ -896,8 +894,8 @@ impl Actor for Server {
                 term,
                 last_index,
                 last_term,
-            } => self.with_replica(state, g as usize, o, |me, r, fx| {
-                self.on_vote(me, r, fx, src, term, last_index, last_term)
+            } => self.with_replica(state, g as usize, o, |_, r, fx| {
+                self.on_vote(r, fx, src, term, last_index, last_term)
             }),
             Msg::VoteAck { g, term, granted } => {
                 self.with_replica(state, g as usize, o, |me, r, fx| {

@@ -250,7 +250,10 @@ fn check_reads(
     let mut expect_idx: BTreeMap<u32, u64> = BTreeMap::new();
     for (&(g, idx), e) in committed {
         let next = expect_idx.entry(g).or_insert(1);
-        assert_eq!(idx, *next, "committed log of group {g} has a hole at {next}");
+        assert_eq!(
+            idx, *next,
+            "committed log of group {g} has a hole at {next}"
+        );
         *next += 1;
         if let Cmd::Kv { req, .. } = &e.cmd {
             let cur = value.get(&req.key).copied().flatten();
@@ -286,7 +289,13 @@ fn check_reads(
             .iter()
             .position(|(id, _)| invoked[id] > *tr)
             .unwrap_or(muts.len());
-        let ok = (lo..=hi).any(|p| if p == 0 { v.is_none() } else { muts[p - 1].1 == *v });
+        let ok = (lo..=hi).any(|p| {
+            if p == 0 {
+                v.is_none()
+            } else {
+                muts[p - 1].1 == *v
+            }
+        });
         if !ok {
             return Err(format!(
                 "read {r:?} invoked at {ti} answered {v:?} at {tr}: not a value of {:?} between positions {lo} and {hi}",
@@ -346,8 +355,9 @@ fn chaos(seed: u64, params: &Params, secs: u64, lose_unsynced: bool) -> Result<D
                 1 => (0..nodes).for_each(|i| c.sim.restart(i)),
                 2 => {
                     // Clients land on either side too, so some talk to a deposed leader.
-                    let mut side: Vec<usize> =
-                        (0..nodes + clients).filter(|_| rng.random_bool(0.5)).collect();
+                    let mut side: Vec<usize> = (0..nodes + clients)
+                        .filter(|_| rng.random_bool(0.5))
+                        .collect();
                     if !side.contains(&n) {
                         side.push(n);
                     }
@@ -399,7 +409,10 @@ fn invariants_hold_under_random_faults() {
                 ..Params::default()
             };
             let (h, events, max_term) = chaos(seed, &params, 10, false).unwrap();
-            let ok = h.iter().filter(|(_, _, o)| matches!(o, Outcome::Ok(_))).count();
+            let ok = h
+                .iter()
+                .filter(|(_, _, o)| matches!(o, Outcome::Ok(_)))
+                .count();
             assert!(ok > 0, "seed {seed} {mode:?}: no op succeeded");
             assert!(events > 1000);
             assert!(max_term > 0);
@@ -422,7 +435,11 @@ fn no_panics_when_crashes_lose_unsynced_writes() {
 /// seeded bug. The model checker is the tool that finds them for sure.
 #[test]
 fn seeded_bugs_under_random_faults() {
-    for variant in [Variant::VolatileVote, Variant::CommitPriorTerm, Variant::UnboundedLease] {
+    for variant in [
+        Variant::VolatileVote,
+        Variant::CommitPriorTerm,
+        Variant::UnboundedLease,
+    ] {
         let params = Params {
             variant,
             // A deposed leader that steps down soon has little time to serve stale reads.
@@ -532,7 +549,9 @@ fn read_checker_catches_a_stale_read() {
         },
     };
     let committed: BTreeMap<(u32, u64), quorumlab_raft::Entry> =
-        [((0, 1), w(1, 10)), ((0, 2), w(2, 20))].into_iter().collect();
+        [((0, 1), w(1, 10)), ((0, 2), w(2, 20))]
+            .into_iter()
+            .collect();
     let invoked: BTreeMap<u64, u64> = [(1, 0), (2, 10), (3, 30), (4, 15)].into_iter().collect();
     let mut history = vec![
         (5, req(1, 1, Op::Write(10)), Outcome::Ok(None)),
