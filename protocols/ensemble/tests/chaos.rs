@@ -1,0 +1,178 @@
+//! Random partitions, crashes and restarts over many seeds: no panic, the same seed gives the
+//! same run, and every key's history is linearizable (every ok really happened).
+
+mod common;
+use common::lin::bad_keys;
+use common::*;
+use quorumlab_ensemble::{Params, Variant};
+use quorumlab_kv::Op;
+use quorumlab_sim::{Latency, LinkModel, Nanos, MS, SEC};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+pub struct Run {
+    pub h: H,
+    pub faults: Vec<String>,
+}
+
+/// One chaos run: `nodes` servers, ensembles of 3, random ops from `clients` clients on `keys`
+/// keys, and a fault every 0.5–4 s for `secs` seconds; then everything heals.
+pub fn chaos(seed: u64, variant: Variant, secs: u64, crashes: bool, lose_unsynced: bool) -> Run {
+    let params = Params {
+        variant,
+        ..Params::default()
+    };
+    let link = LinkModel {
+        latency: Latency::Uniform {
+            min_ms: 0.5,
+            max_ms: 3.0,
+        },
+        ..LinkModel::default()
+    };
+    let (nodes, clients, keys) = (5, 6, 6);
+    let mut h = H::with_link(nodes, clients, 3, 3, keys, params, link, 1_500, seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut faults = Vec::new();
+    let mut value = 0u64;
+    let end: Nanos = secs * SEC;
+    let mut next_fault = 5 * SEC;
+    let mut down: Vec<usize> = Vec::new();
+    while h.now() < end + 20 * SEC {
+        // Clients: a new op when idle.
+        for c in 0..clients {
+            if !h.is_open(c) && rng.random_bool(0.5) {
+                let key = rng.random_range(0..keys);
+                value += 1;
+                let op = match rng.random_range(0..10) {
+                    0..=3 => Op::Read,
+                    4..=5 => Op::Write(value),
+                    6..=7 => Op::Cas {
+                        expected: rng.random_range(value.saturating_sub(8)..=value),
+                        new: value,
+                    },
+                    8 => Op::Create(value),
+                    _ => Op::Delete,
+                };
+                h.invoke(c, key, op);
+            }
+        }
+        if h.now() >= next_fault && h.now() < end {
+            let now = h.now();
+            let f = rng.random_range(0..6);
+            match f {
+                0 | 1 => {
+                    let mut side: Vec<usize> = (0..nodes).filter(|_| rng.random_bool(0.5)).collect();
+                    if side.is_empty() {
+                        side.push(rng.random_range(0..nodes));
+                    }
+                    let other: Vec<usize> = (0..nodes).filter(|n| !side.contains(n)).collect();
+                    h.sim.network_mut().heal_all();
+                    h.sim.network_mut().partition(&[side.clone(), other], now);
+                    faults.push(format!("{} partition {side:?}", now / MS));
+                }
+                2 => {
+                    h.sim.network_mut().heal_all();
+                    faults.push(format!("{} heal", now / MS));
+                }
+                3 if crashes && down.len() < 2 => {
+                    let n = rng.random_range(0..nodes);
+                    if !down.contains(&n) {
+                        h.sim.crash(n, lose_unsynced && rng.random_bool(0.5));
+                        down.push(n);
+                        faults.push(format!("{} crash {n}", now / MS));
+                    }
+                }
+                _ => {
+                    if let Some(n) = down.pop() {
+                        h.sim.restart(n);
+                        faults.push(format!("{} restart {n}", now / MS));
+                    }
+                }
+            }
+            next_fault = now + rng.random_range(500..4000) * MS;
+        }
+        if h.now() >= end && (!down.is_empty() || h.sim.network().any_cut()) {
+            h.sim.network_mut().heal_all();
+            for n in down.drain(..) {
+                h.sim.restart(n);
+            }
+            faults.push(format!("{} heal all, restart all", h.now() / MS));
+        }
+        h.run_for(rng.random_range(1..40) * MS);
+    }
+    Run { h, faults }
+}
+
+fn fingerprint(r: &Run) -> String {
+    let mut s = String::new();
+    for c in &r.h.calls {
+        s += &format!("{} {} {:?} {} {:?}\n", c.client, c.req.key.0, c.req.op, c.invoke, c.done);
+    }
+    s += &format!("{:?}\n{:?}\n", r.faults, r.h.sim.net_stats());
+    s
+}
+
+#[test]
+fn same_seed_same_run() {
+    let a = fingerprint(&chaos(42, Variant::Faithful, 30, true, true));
+    let b = fingerprint(&chaos(42, Variant::Faithful, 30, true, true));
+    assert_eq!(a, b);
+    let c = fingerprint(&chaos(43, Variant::Faithful, 30, true, true));
+    assert_ne!(a, c);
+}
+
+#[test]
+fn faithful_histories_are_linearizable_under_faults() {
+    let mut oks = 0;
+    let mut total = 0;
+    for seed in 0..24 {
+        let r = chaos(seed, Variant::Faithful, 60, true, false);
+        let bad = bad_keys(&r.h.calls);
+        total += r.h.calls.len();
+        oks += r
+            .h
+            .calls
+            .iter()
+            .filter(|c| matches!(c.done, Some((_, quorumlab_kv::Outcome::Ok(_)))))
+            .count();
+        if !bad.is_empty() {
+            for c in r.h.calls.iter().filter(|c| bad.contains(&c.req.key.0)) {
+                println!(
+                    "c{} k{} {:?} @{} -> {:?}",
+                    c.client,
+                    c.req.key.0,
+                    c.req.op,
+                    c.invoke / MS,
+                    c.done.map(|(t, o)| (t / MS, o))
+                );
+            }
+            println!("{:#?}", r.faults);
+            panic!("seed {seed}: keys {bad:?} not linearizable");
+        }
+    }
+    println!("{total} ops, {oks} ok");
+    assert!(oks * 3 > total, "most ops should succeed: {oks}/{total}");
+}
+
+#[test]
+fn checker_catches_a_stale_read() {
+    use quorumlab_kv::{Key, Outcome, Request};
+    let call = |invoke, done, op, o| Call {
+        client: 0,
+        req: Request { id: 0, key: Key(1), op },
+        invoke,
+        done: Some((done, o)),
+    };
+    let good = vec![
+        call(0, 10, Op::Write(1), Outcome::Ok(None)),
+        call(20, 30, Op::Write(2), Outcome::Ok(None)),
+        call(25, 35, Op::Read, Outcome::Ok(Some(1))),
+    ];
+    assert!(bad_keys(&good).is_empty());
+    let bad = vec![
+        call(0, 10, Op::Write(1), Outcome::Ok(None)),
+        call(20, 30, Op::Write(2), Outcome::Ok(None)),
+        call(40, 50, Op::Read, Outcome::Ok(Some(1))),
+    ];
+    assert_eq!(bad_keys(&bad), vec![1]);
+}
