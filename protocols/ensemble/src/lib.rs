@@ -100,3 +100,6 @@ pub fn node_state(p: &Proc) -> Option<&NodeSt> {
 pub fn node_storage(p: &Proc) -> Option<&NodeDurable> {
     p.storage()
 }
+
+#[cfg(test)]
+mod tests;
