@@ -13,6 +13,10 @@ pub fn protocols() -> Vec<(&'static str, &'static str)> {
             quorumlab_single::Single::ABOUT,
         ),
         (quorumlab_raft::Raft::NAME, quorumlab_raft::Raft::ABOUT),
+        (
+            quorumlab_ensemble::Ensemble::NAME,
+            quorumlab_ensemble::Ensemble::ABOUT,
+        ),
     ]
 }
 
@@ -26,6 +30,9 @@ pub fn run_named(
     match name {
         "single" => run::<quorumlab_single::Single>(spec, &spec.protocol.single, seed, opts),
         "raft" => run::<quorumlab_raft::Raft>(spec, &spec.protocol.raft, seed, opts),
+        "ensemble" => {
+            run::<quorumlab_ensemble::Ensemble>(spec, &spec.protocol.ensemble, seed, opts)
+        }
         other => Err(format!(
             "unknown protocol {other:?}; known: {}",
             protocols()

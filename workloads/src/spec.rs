@@ -224,6 +224,7 @@ impl Default for Workload {
 pub struct ProtocolParams {
     pub single: quorumlab_single::Params,
     pub raft: quorumlab_raft::Params,
+    pub ensemble: quorumlab_ensemble::Params,
 }
 
 /// A fault at a time.
