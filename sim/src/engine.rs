@@ -64,7 +64,7 @@ pub trait Process {
     fn crash(&mut self, lose_unsynced: bool);
 }
 
-enum Ev<M, T> {
+enum Ev<M> {
     Deliver {
         from: usize,
         to: usize,
@@ -73,31 +73,23 @@ enum Ev<M, T> {
         /// Already through the network (it waited in a paused process's buffer).
         arrived: bool,
     },
-    Timer {
-        node: usize,
-        timer: T,
-        gen: u64,
-    },
 }
 
-struct Item<M, T> {
+/// A message queue entry: small and `Copy`, so heap operations move 24 bytes; the message
+/// itself waits in a slab.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Item {
     time: Nanos,
     seq: u64,
-    ev: Ev<M, T>,
+    slot: u32,
 }
 
-impl<M, T> PartialEq for Item<M, T> {
-    fn eq(&self, o: &Self) -> bool {
-        self.time == o.time && self.seq == o.seq
-    }
-}
-impl<M, T> Eq for Item<M, T> {}
-impl<M, T> PartialOrd for Item<M, T> {
+impl PartialOrd for Item {
     fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
         Some(self.cmp(o))
     }
 }
-impl<M, T> Ord for Item<M, T> {
+impl Ord for Item {
     // BinaryHeap is a max-heap: reverse so the earliest (time, seq) pops first.
     fn cmp(&self, o: &Self) -> Ordering {
         (o.time, o.seq).cmp(&(self.time, self.seq))
@@ -110,9 +102,8 @@ struct Node<T> {
     base_real: Nanos,
     base_local: Nanos,
     paused_until: Nanos,
-    /// Active timers: the generation that may fire and the local deadline.
-    timers: BTreeMap<T, (u64, Nanos)>,
-    next_gen: u64,
+    /// Active timers: their key in the timer queue and their local deadline.
+    timers: BTreeMap<T, ((Nanos, u64), Nanos)>,
     rng: ChaCha8Rng,
 }
 
@@ -134,6 +125,13 @@ impl<T> Node<T> {
             self.base_real + (dl as f64 / self.rate).ceil() as Nanos
         }
     }
+}
+
+/// The next thing to happen.
+enum Next<M, T> {
+    Msg(Ev<M>),
+    /// A timer of a node fires (with its local deadline, kept if a pause defers it).
+    Timer(usize, T, Nanos),
 }
 
 /// Why [`Sim::run_until`] returned.
@@ -167,7 +165,12 @@ pub struct MsgRecord {
 pub struct Sim<P: Process> {
     now: Nanos,
     seq: u64,
-    queue: BinaryHeap<Item<P::Msg, P::Timer>>,
+    queue: BinaryHeap<Item>,
+    slab: Vec<Option<Ev<P::Msg>>>,
+    free: Vec<u32>,
+    /// Live timers only, ordered by (time, seq) from the same sequence as messages: a cancelled
+    /// or reset timer is removed at once instead of lingering in the heap.
+    timer_q: BTreeMap<(Nanos, u64), (usize, P::Timer)>,
     procs: Vec<P>,
     nodes: Vec<Node<P::Timer>>,
     net: Network,
@@ -195,7 +198,6 @@ impl<P: Process> Sim<P> {
                 base_local: 0,
                 paused_until: 0,
                 timers: BTreeMap::new(),
-                next_gen: 0,
                 rng: seeds.rng(Stream::Node(i as u64)),
             })
             .collect();
@@ -203,6 +205,9 @@ impl<P: Process> Sim<P> {
             now: 0,
             seq: 0,
             queue: BinaryHeap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
+            timer_q: BTreeMap::new(),
             procs,
             nodes,
             net,
@@ -254,7 +259,7 @@ impl<P: Process> Sim<P> {
     }
     /// Number of pending events.
     pub fn pending(&self) -> usize {
-        self.queue.len()
+        self.queue.len() + self.timer_q.len()
     }
 
     /// Records every message sent within `[from, to]` (virtual time) for sequence diagrams.
@@ -282,13 +287,78 @@ impl<P: Process> Sim<P> {
         self.push(self.now, ev);
     }
 
-    fn push(&mut self, time: Nanos, ev: Ev<P::Msg, P::Timer>) {
+    fn push(&mut self, time: Nanos, ev: Ev<P::Msg>) {
         self.seq += 1;
+        let slot = match self.free.pop() {
+            Some(i) => {
+                self.slab[i as usize] = Some(ev);
+                i
+            }
+            None => {
+                self.slab.push(Some(ev));
+                (self.slab.len() - 1) as u32
+            }
+        };
         self.queue.push(Item {
             time,
             seq: self.seq,
-            ev,
+            slot,
         });
+    }
+
+    /// The (time, seq) of the next event, message or timer.
+    fn peek_key(&self) -> Option<(Nanos, u64)> {
+        let m = self.queue.peek().map(|i| (i.time, i.seq));
+        let t = self.timer_q.first_key_value().map(|(k, _)| *k);
+        match (m, t) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn pop(&mut self) -> Option<(Nanos, Next<P::Msg, P::Timer>)> {
+        let m = self.queue.peek().map(|i| (i.time, i.seq));
+        let t = self.timer_q.first_key_value().map(|(k, _)| *k);
+        let timer_first = match (m, t) {
+            (None, None) => return None,
+            (Some(a), Some(b)) => b < a,
+            (None, Some(_)) => true,
+            (Some(_), None) => false,
+        };
+        if timer_first {
+            let ((time, _), (node, timer)) = self.timer_q.pop_first().expect("peeked");
+            let (_, deadline) = self.nodes[node]
+                .timers
+                .remove(&timer)
+                .expect("a queued timer is registered with its node");
+            Some((time, Next::Timer(node, timer, deadline)))
+        } else {
+            let it = self.queue.pop().expect("peeked");
+            let ev = self.slab[it.slot as usize]
+                .take()
+                .expect("queued event present");
+            self.free.push(it.slot);
+            Some((it.time, Next::Msg(ev)))
+        }
+    }
+
+    /// Arms (or re-arms) `timer` of `node` to fire at real time `at` (local deadline `deadline`).
+    fn arm(&mut self, node: usize, timer: P::Timer, deadline: Nanos, at: Nanos) {
+        self.seq += 1;
+        let key = (at, self.seq);
+        if let Some((old, _)) = self.nodes[node]
+            .timers
+            .insert(timer.clone(), (key, deadline))
+        {
+            self.timer_q.remove(&old);
+        }
+        self.timer_q.insert(key, (node, timer));
+    }
+
+    fn disarm(&mut self, node: usize, timer: &P::Timer) {
+        if let Some((key, _)) = self.nodes[node].timers.remove(timer) {
+            self.timer_q.remove(&key);
+        }
     }
 
     /// Processes events until virtual time would pass `limit` (then `now = limit`), or until a
@@ -298,11 +368,11 @@ impl<P: Process> Sim<P> {
             if !self.outbox.is_empty() {
                 return RunStop::Outbox;
             }
-            match self.queue.peek() {
-                Some(it) if it.time <= limit => {
-                    let it = self.queue.pop().expect("peeked");
-                    self.now = it.time;
-                    self.dispatch(it.ev);
+            match self.peek_key() {
+                Some((t, _)) if t <= limit => {
+                    let (time, ev) = self.pop().expect("peeked");
+                    self.now = time;
+                    self.dispatch(ev);
                 }
                 _ => {
                     self.now = self.now.max(limit);
@@ -314,18 +384,34 @@ impl<P: Process> Sim<P> {
 
     /// Processes exactly one event; `false` if there was none.
     pub fn step(&mut self) -> bool {
-        match self.queue.pop() {
-            Some(it) => {
-                self.now = it.time;
-                self.dispatch(it.ev);
+        match self.pop() {
+            Some((time, ev)) => {
+                self.now = time;
+                self.dispatch(ev);
                 true
             }
             None => false,
         }
     }
 
-    fn dispatch(&mut self, ev: Ev<P::Msg, P::Timer>) {
+    fn dispatch(&mut self, next: Next<P::Msg, P::Timer>) {
         self.stats.events += 1;
+        match next {
+            Next::Timer(node, timer, deadline) => {
+                let n = &self.nodes[node];
+                if n.paused_until > self.now {
+                    let until = n.paused_until;
+                    self.arm(node, timer, deadline, until);
+                    return;
+                }
+                self.stats.timers_fired += 1;
+                self.with_ctx(node, |p, cx| p.on_timer(cx, timer));
+            }
+            Next::Msg(ev) => self.deliver(ev),
+        }
+    }
+
+    fn deliver(&mut self, ev: Ev<P::Msg>) {
         match ev {
             Ev::Deliver {
                 from,
@@ -365,20 +451,6 @@ impl<P: Process> Sim<P> {
                 }
                 let src = Id::from(from);
                 self.with_ctx(to, |p, cx| p.on_msg(cx, src, msg));
-            }
-            Ev::Timer { node, timer, gen } => {
-                let n = &self.nodes[node];
-                if !n.up || n.timers.get(&timer).map(|t| t.0) != Some(gen) {
-                    return; // cancelled, reset, or the node crashed since
-                }
-                if n.paused_until > self.now {
-                    let until = n.paused_until;
-                    self.push(until, Ev::Timer { node, timer, gen });
-                    return;
-                }
-                self.nodes[node].timers.remove(&timer);
-                self.stats.timers_fired += 1;
-                self.with_ctx(node, |p, cx| p.on_timer(cx, timer));
             }
         }
     }
@@ -469,24 +541,11 @@ impl<P: Process> Sim<P> {
                 }
             }
             Cmd::SetTimer(timer, after) => {
-                let n = &mut self.nodes[i];
-                n.next_gen += 1;
-                let gen = n.next_gen;
                 let deadline = local_now.saturating_add(after);
-                let at = n.real(deadline).max(self.now);
-                n.timers.insert(timer.clone(), (gen, deadline));
-                self.push(
-                    at,
-                    Ev::Timer {
-                        node: i,
-                        timer,
-                        gen,
-                    },
-                );
+                let at = self.nodes[i].real(deadline).max(self.now);
+                self.arm(i, timer, deadline, at);
             }
-            Cmd::CancelTimer(timer) => {
-                self.nodes[i].timers.remove(&timer);
-            }
+            Cmd::CancelTimer(timer) => self.disarm(i, &timer),
         }
     }
 
@@ -500,8 +559,10 @@ impl<P: Process> Sim<P> {
         }
         let n = &mut self.nodes[id];
         n.up = false;
-        n.timers.clear();
         n.paused_until = 0;
+        for (_, (key, _)) in std::mem::take(&mut n.timers) {
+            self.timer_q.remove(&key);
+        }
         self.procs[id].crash(lose_unsynced);
     }
 
@@ -530,19 +591,8 @@ impl<P: Process> Sim<P> {
             .map(|(t, &(_, dl))| (t.clone(), dl))
             .collect();
         for (t, dl) in rearm {
-            let n = &mut self.nodes[id];
-            n.next_gen += 1;
-            let gen = n.next_gen;
-            let at = n.real(dl).max(now);
-            n.timers.insert(t.clone(), (gen, dl));
-            self.push(
-                at,
-                Ev::Timer {
-                    node: id,
-                    timer: t,
-                    gen,
-                },
-            );
+            let at = self.nodes[id].real(dl).max(now);
+            self.arm(id, t, dl, at);
         }
     }
 
