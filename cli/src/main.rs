@@ -1,7 +1,9 @@
 //! `quorumlab`: run experiments, check histories, compare protocols.
 
+mod compare;
 mod progress;
 mod run;
+mod sweep;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -19,6 +21,13 @@ struct Cli {
 enum Cmd {
     /// Run one experiment under one protocol and write its run directory.
     Run(run::RunArgs),
+    /// Run one experiment under several protocols (same workload, faults and seed) and write
+    /// a comparison report.
+    Compare(compare::CompareArgs),
+    /// Run a grid of parameter values × protocols × seeds in parallel; aggregate over seeds.
+    Sweep(sweep::SweepArgs),
+    /// Combine the slices of a sharded sweep (`sweep --shard I/N`) into one report.
+    Merge(sweep::MergeArgs),
     /// Print a spec to start from.
     Spec {
         #[command(subcommand)]
@@ -74,6 +83,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Run(args) => run::run_command(&args),
+        Cmd::Compare(args) => compare::compare_command(&args),
+        Cmd::Sweep(args) => sweep::sweep_command(&args),
+        Cmd::Merge(args) => sweep::merge_command(&args),
         Cmd::Spec {
             which: SpecCmd::Default,
         } => {

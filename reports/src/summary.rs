@@ -7,6 +7,7 @@
 //! * `ok_fraction` = ok / completed ops; `longest_gap_ms` = the longest span of the window in
 //!   which no op completed `ok`.
 
+use crate::metrics::Unavailability;
 use crate::ops::{pair_ops, OpRecord};
 use hdrhistogram::Histogram;
 use quorumlab_kv::history::{write_jsonl, EventType};
@@ -89,6 +90,9 @@ pub struct Summary {
     pub history_sha256: String,
     /// `null` until checked; then `true`, `false` or `"unknown"`.
     pub linearizable: serde_json::Value,
+    /// Per fault: time to the first ok op on the affected keys, and from its end (heal) to
+    /// full recovery (see `metrics`).
+    pub unavailability: Vec<Unavailability>,
 }
 
 fn percentiles(h: &Histogram<u64>) -> Percentiles {
@@ -220,6 +224,7 @@ pub fn summarize(run: &RunOutput, history_bytes: &[u8], wall_seconds: f64) -> Su
         history_events: run.history.len(),
         history_sha256: format!("{:x}", Sha256::digest(history_bytes)),
         linearizable: serde_json::Value::Null,
+        unavailability: crate::metrics::run_unavailability(run),
     }
 }
 

@@ -1,0 +1,1100 @@
+//! The figures, drawn with plotters into SVG strings (no font files: text stays `<text>`).
+//!
+//! Every figure has its title and legend above the plot (never over the data), axis labels
+//! with units, and the fixed colors of [`crate::style`]. Time-axis figures share one geometry
+//! so that figures stacked on a page line up. Drawing never panics: a figure that cannot be
+//! drawn becomes a short note in the page.
+
+use crate::metrics::{GroupHeat, LeaderSegment, ScatterPoint, MS};
+use crate::style::{self, FONT, INK, RIGHT_MARGIN, WIDTH, Y_LABEL_AREA};
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use quorumlab_kv::history::EventType;
+use quorumlab_workloads::LeaderChange;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+type Res = Result<(), String>;
+type TimeChart<'a, 'b, Y> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, Y>>;
+
+fn err<E: std::fmt::Debug>(e: E) -> String {
+    format!("{e:?}")
+}
+
+const LEFT_MARGIN: u32 = 10;
+const X_LABEL_AREA: u32 = 48;
+const TITLE_H: u32 = 30;
+const LEGEND_ROW_H: u32 = 22;
+const TICK_FONT: u32 = 15;
+const DESC_FONT: u32 = 16;
+const LEGEND_FONT: u32 = 15;
+
+/// The time axis shared by stacked figures: its end, the warm-up, and fault windows.
+#[derive(Clone, Debug, Default)]
+pub struct TimeAxis {
+    pub span_s: f64,
+    pub measure_from_s: f64,
+    /// (start s, end s, label).
+    pub faults: Vec<(f64, f64, String)>,
+}
+
+/// A figure's title, with an optional color square before it (the protocol's color).
+#[derive(Clone, Debug)]
+pub struct Title {
+    pub text: String,
+    pub swatch: Option<RGBColor>,
+}
+
+impl Title {
+    pub fn tagged(text: impl Into<String>, color: RGBColor) -> Self {
+        Title {
+            text: text.into(),
+            swatch: Some(color),
+        }
+    }
+}
+
+impl From<&str> for Title {
+    fn from(s: &str) -> Self {
+        Title {
+            text: s.to_string(),
+            swatch: None,
+        }
+    }
+}
+
+impl From<String> for Title {
+    fn from(s: String) -> Self {
+        Title {
+            text: s,
+            swatch: None,
+        }
+    }
+}
+
+impl From<&String> for Title {
+    fn from(s: &String) -> Self {
+        s.as_str().into()
+    }
+}
+
+impl std::fmt::Display for Title {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// How a legend item is drawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mark {
+    Line,
+    Box,
+    Dot,
+    /// A translucent box (shaded spans).
+    Shade,
+    /// A short vertical tick (events).
+    Tick,
+}
+
+/// One legend entry.
+#[derive(Clone, Debug)]
+pub struct LegendItem {
+    pub label: String,
+    pub color: RGBColor,
+    pub mark: Mark,
+}
+
+impl LegendItem {
+    pub fn new(label: impl Into<String>, color: RGBColor, mark: Mark) -> Self {
+        LegendItem {
+            label: label.into(),
+            color,
+            mark,
+        }
+    }
+}
+
+/// Approximate width of `s` at `size` (plotters' SVG font size is size/1.24 px).
+fn text_w(s: &str, size: u32) -> i32 {
+    (s.chars().count() as f64 * f64::from(size) / 1.24 * 0.56).ceil() as i32
+}
+
+fn legend_rows(items: &[LegendItem], width: u32) -> Vec<Vec<(i32, &LegendItem)>> {
+    let mut rows: Vec<Vec<(i32, &LegendItem)>> = vec![Vec::new()];
+    let start = (LEFT_MARGIN + Y_LABEL_AREA) as i32;
+    let mut x = start;
+    for it in items {
+        let w = 26 + text_w(&it.label, LEGEND_FONT) + 18;
+        if x + w > width as i32 - 10 && x > start {
+            rows.push(Vec::new());
+            x = start;
+        }
+        rows.last_mut().expect("a row").push((x, it));
+        x += w;
+    }
+    if rows.len() == 1 && rows[0].is_empty() {
+        rows.clear();
+    }
+    rows
+}
+
+/// Height of the title and legend strip above a figure.
+fn header_h(items: &[LegendItem], width: u32) -> u32 {
+    TITLE_H + legend_rows(items, width).len() as u32 * LEGEND_ROW_H + 4
+}
+
+/// Draws the title and the legend; returns the area below them.
+fn header<'a>(root: &Area<'a>, title: &Title, items: &[LegendItem]) -> Result<Area<'a>, String> {
+    let (w, _) = root.dim_in_pixel();
+    let h = header_h(items, w);
+    let (top, rest) = root.split_vertically(h);
+    let tstyle = (FONT, 20)
+        .into_font()
+        .style(FontStyle::Bold)
+        .color(&INK)
+        .pos(Pos::new(HPos::Left, VPos::Top));
+    let mut tx = (LEFT_MARGIN + 4) as i32;
+    if let Some(c) = title.swatch {
+        top.draw(&Rectangle::new([(tx, 7), (tx + 16, 23)], c.filled()))
+            .map_err(err)?;
+        tx += 24;
+    }
+    top.draw_text(&title.text, &tstyle, (tx, 6)).map_err(err)?;
+    let lstyle = (FONT, LEGEND_FONT)
+        .into_font()
+        .color(&INK)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    for (r, row) in legend_rows(items, w).iter().enumerate() {
+        let y = (TITLE_H + r as u32 * LEGEND_ROW_H + LEGEND_ROW_H / 2) as i32;
+        for &(x, it) in row {
+            let c = it.color;
+            match it.mark {
+                Mark::Line => top.draw(&PathElement::new(
+                    vec![(x, y), (x + 20, y)],
+                    ShapeStyle::from(&c).stroke_width(3),
+                )),
+                Mark::Box => top.draw(&Rectangle::new([(x + 2, y - 6), (x + 18, y + 6)], c.filled())),
+                Mark::Shade => top.draw(&Rectangle::new(
+                    [(x + 2, y - 7), (x + 18, y + 7)],
+                    c.mix(0.18).filled(),
+                )),
+                Mark::Dot => top.draw(&Circle::new((x + 10, y), 4, c.filled())),
+                Mark::Tick => top.draw(&PathElement::new(
+                    vec![(x + 10, y - 8), (x + 10, y + 8)],
+                    ShapeStyle::from(&c).stroke_width(3),
+                )),
+            }
+            .map_err(err)?;
+            top.draw_text(&it.label, &lstyle, (x + 26, y)).map_err(err)?;
+        }
+    }
+    Ok(rest)
+}
+
+/// Renders a figure to an SVG string; a failure (or a panic inside plotters) becomes a note.
+pub fn svg(width: u32, height: u32, draw: impl FnOnce(&Area<'_>) -> Res) -> String {
+    let mut buf = String::new();
+    let res = catch_unwind(AssertUnwindSafe(|| -> Res {
+        let root = SVGBackend::with_string(&mut buf, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        draw(&root)?;
+        root.present().map_err(err)
+    }));
+    match res {
+        Ok(Ok(())) => buf,
+        Ok(Err(e)) => note(&format!("this figure could not be drawn: {e}")),
+        Err(_) => note("this figure could not be drawn (plotting failed)"),
+    }
+}
+
+/// A placeholder paragraph in place of a figure.
+pub fn note(text: &str) -> String {
+    format!("<p class=\"note\">{}</p>", crate::html::esc(text))
+}
+
+fn font(size: u32, c: RGBColor) -> TextStyle<'static> {
+    (FONT, size).into_font().color(&c)
+}
+
+/// Formats a time-axis tick: whole seconds without decimals.
+fn fmt_s(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{}", v.round() as i64)
+    } else if v.abs() < 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// Formats a latency in ms for a log axis.
+pub fn fmt_ms(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{}s", fmt_num(v / 1000.0))
+    } else if v >= 1.0 {
+        format!("{}ms", fmt_num(v))
+    } else {
+        format!("{}µs", fmt_num(v * 1000.0))
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if v >= 100.0 || (v - v.round()).abs() < 1e-6 {
+        format!("{}", v.round() as i64)
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    }
+}
+
+fn safe_range(lo: f64, hi: f64) -> (f64, f64) {
+    let (lo, hi) = if lo.is_finite() && hi.is_finite() {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    };
+    if hi > lo {
+        (lo, hi)
+    } else {
+        (lo, lo + 1.0)
+    }
+}
+
+fn time_mesh<Y>(chart: &mut TimeChart<'_, '_, Y>, y_desc: &str, yfmt: &dyn Fn(&f64) -> String) -> Res
+where
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .y_desc(y_desc)
+        .axis_desc_style((FONT, DESC_FONT))
+        .label_style((FONT, TICK_FONT))
+        .bold_line_style(style::GRID)
+        .light_line_style(TRANSPARENT)
+        .x_labels(15)
+        .y_labels(6)
+        .x_label_formatter(&|v| fmt_s(*v))
+        .y_label_formatter(yfmt)
+        .draw()
+        .map_err(err)
+}
+
+/// Plot width in px of a time chart (for deciding whether a label fits).
+fn plot_width() -> f64 {
+    f64::from(WIDTH - LEFT_MARGIN - Y_LABEL_AREA - RIGHT_MARGIN)
+}
+
+/// Shades the warm-up and fault windows; labels them when `labels`.
+fn shade<Y>(chart: &mut TimeChart<'_, '_, Y>, axis: &TimeAxis, lo: f64, hi: f64, labels: bool) -> Res
+where
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+{
+    let px_per_s = plot_width() / axis.span_s.max(1e-9);
+    if axis.measure_from_s > 0.0 {
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(0.0, lo), (axis.measure_from_s.min(axis.span_s), hi)],
+                style::WARMUP.mix(0.13).filled(),
+            )))
+            .map_err(err)?;
+        if labels && axis.measure_from_s * px_per_s > 70.0 {
+            chart
+                .draw_series(std::iter::once(
+                    EmptyElement::at((0.0, hi))
+                        + Text::new("warm-up", (4, 4), font(14, RGBColor(0x55, 0x55, 0x55))),
+                ))
+                .map_err(err)?;
+        }
+    }
+    let mut next_free = f64::NEG_INFINITY;
+    for (a, b, label) in &axis.faults {
+        let b = b.min(axis.span_s);
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(*a, lo), (b.max(*a), hi)],
+                style::FAULT.mix(0.10).filled(),
+            )))
+            .map_err(err)?;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(*a, lo), (*a, hi)],
+                ShapeStyle::from(&style::FAULT.mix(0.7)).stroke_width(2),
+            )))
+            .map_err(err)?;
+        let x_px = a * px_per_s;
+        if labels && x_px >= next_free && x_px + 40.0 < plot_width() {
+            chart
+                .draw_series(std::iter::once(
+                    EmptyElement::at((*a, hi))
+                        + Text::new(label.clone(), (4, 4), font(14, RGBColor(0xa0, 0x1a, 0x1a))),
+                ))
+                .map_err(err)?;
+            next_free = x_px + f64::from(text_w(label, 14)) + 12.0;
+        }
+    }
+    Ok(())
+}
+
+/// Vertical lines at fault starts and ends (for figures whose cells would hide a shade).
+fn fault_lines<Y>(chart: &mut TimeChart<'_, '_, Y>, axis: &TimeAxis, lo: f64, hi: f64) -> Res
+where
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+{
+    for (a, b, _) in &axis.faults {
+        for x in [*a, *b] {
+            if x <= axis.span_s {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(x, lo), (x, hi)],
+                        ShapeStyle::from(&INK).stroke_width(2),
+                    )))
+                    .map_err(err)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn span_legend(axis: &TimeAxis) -> Vec<LegendItem> {
+    let mut v = Vec::new();
+    if axis.measure_from_s > 0.0 {
+        v.push(LegendItem::new("warm-up (not in figures)", style::WARMUP, Mark::Shade));
+    }
+    if !axis.faults.is_empty() {
+        v.push(LegendItem::new("fault window", style::FAULT, Mark::Shade));
+    }
+    v
+}
+
+fn outcome_legend() -> Vec<LegendItem> {
+    vec![
+        LegendItem::new("ok", style::OK, Mark::Box),
+        LegendItem::new("fail", style::FAIL, Mark::Box),
+        LegendItem::new("info (unknown)", style::INFO, Mark::Box),
+    ]
+}
+
+/// ok/fail/info completions per second, stacked, per time bucket.
+/// `buckets`: (start s, width s, ok, fail, info) counts.
+pub fn outcome_bars(
+    title: impl Into<Title>,
+    buckets: &[(f64, f64, u64, u64, u64)],
+    axis: &TimeAxis,
+    y_max: Option<f64>,
+    plot_h: u32,
+) -> String {
+    let title: Title = title.into();
+    let mut legend = outcome_legend();
+    legend.extend(span_legend(axis));
+    let height = header_h(&legend, WIDTH) + plot_h + X_LABEL_AREA;
+    let rate = |n: u64, w: f64| n as f64 / w.max(1e-9);
+    let top = y_max.unwrap_or_else(|| {
+        buckets
+            .iter()
+            .map(|&(_, w, a, b, c)| rate(a + b + c, w))
+            .fold(0.0, f64::max)
+            * 1.15
+    });
+    let top = if top > 0.0 && top.is_finite() { top } else { 1.0 };
+    svg(WIDTH, height, |root| {
+        let area = header(root, &title, &legend)?;
+        let mut chart = ChartBuilder::on(&area)
+            .margin_left(LEFT_MARGIN)
+            .margin_right(RIGHT_MARGIN)
+            .margin_top(4)
+            .x_label_area_size(X_LABEL_AREA)
+            .y_label_area_size(Y_LABEL_AREA)
+            .build_cartesian_2d(0.0..axis.span_s.max(1e-6), 0.0..top)
+            .map_err(err)?;
+        time_mesh(&mut chart, "completions (ops/s)", &|v| fmt_num(*v))?;
+        shade(&mut chart, axis, 0.0, top, true)?;
+        let mut rects = Vec::new();
+        for &(t, w, ok, fail, info) in buckets {
+            let mut y = 0.0;
+            for (n, c) in [(ok, style::OK), (fail, style::FAIL), (info, style::INFO)] {
+                if n > 0 {
+                    let h = rate(n, w);
+                    rects.push(Rectangle::new(
+                        [(t, y), ((t + w).min(axis.span_s), (y + h).min(top))],
+                        c.filled(),
+                    ));
+                    y += h;
+                }
+            }
+        }
+        chart.draw_series(rects).map_err(err)?;
+        Ok(())
+    })
+}
+
+/// A line per series over time (e.g. ok share, ok ops/s). `None` values break the line.
+pub fn time_lines(
+    title: impl Into<Title>,
+    y_desc: &str,
+    series: &[(String, RGBColor, Vec<(f64, Option<f64>)>)],
+    axis: &TimeAxis,
+    y_range: (f64, f64),
+    percent: bool,
+    plot_h: u32,
+) -> String {
+    let title: Title = title.into();
+    let mut legend: Vec<LegendItem> = series
+        .iter()
+        .map(|(l, c, _)| LegendItem::new(l.clone(), *c, Mark::Line))
+        .collect();
+    legend.extend(span_legend(axis));
+    let height = header_h(&legend, WIDTH) + plot_h + X_LABEL_AREA;
+    let (lo, hi) = safe_range(y_range.0, y_range.1);
+    svg(WIDTH, height, |root| {
+        let area = header(root, &title, &legend)?;
+        let mut chart = ChartBuilder::on(&area)
+            .margin_left(LEFT_MARGIN)
+            .margin_right(RIGHT_MARGIN)
+            .margin_top(4)
+            .x_label_area_size(X_LABEL_AREA)
+            .y_label_area_size(Y_LABEL_AREA)
+            .build_cartesian_2d(0.0..axis.span_s.max(1e-6), lo..hi)
+            .map_err(err)?;
+        let pct = |v: &f64| format!("{}%", (v * 100.0).round() as i64);
+        let num = |v: &f64| fmt_num(*v);
+        let yfmt: &dyn Fn(&f64) -> String = if percent { &pct } else { &num };
+        time_mesh(&mut chart, y_desc, yfmt)?;
+        shade(&mut chart, axis, lo, hi, true)?;
+        for (_, c, pts) in series {
+            let mut run: Vec<(f64, f64)> = Vec::new();
+            let mut runs = Vec::new();
+            for &(t, v) in pts {
+                match v {
+                    Some(v) if v.is_finite() => run.push((t, v.clamp(lo, hi))),
+                    _ => {
+                        if !run.is_empty() {
+                            runs.push(std::mem::take(&mut run));
+                        }
+                    }
+                }
+            }
+            if !run.is_empty() {
+                runs.push(run);
+            }
+            for r in runs {
+                if r.len() == 1 {
+                    chart
+                        .draw_series(std::iter::once(Circle::new(r[0], 2, c.filled())))
+                        .map_err(err)?;
+                } else {
+                    chart
+                        .draw_series(LineSeries::new(r, ShapeStyle::from(c).stroke_width(2)))
+                        .map_err(err)?;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Latency CDFs on a log latency axis: one line per series of (ms, fraction) points.
+pub fn cdf(title: impl Into<Title>, series: &[(String, RGBColor, Vec<(f64, f64)>)], plot_h: u32) -> String {
+    let title: Title = title.into();
+    let nonempty: Vec<&(String, RGBColor, Vec<(f64, f64)>)> =
+        series.iter().filter(|s| !s.2.is_empty()).collect();
+    if nonempty.is_empty() {
+        return note(&format!("{title}: no ok operations in the measured window."));
+    }
+    let legend: Vec<LegendItem> = nonempty
+        .iter()
+        .map(|(l, c, _)| LegendItem::new(l.clone(), *c, Mark::Line))
+        .collect();
+    let lo = nonempty
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.0))
+        .fold(f64::INFINITY, f64::min)
+        .max(1e-3);
+    let hi = nonempty
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.0))
+        .fold(0.0, f64::max);
+    let (lo, hi) = (lo / 1.3, (hi * 1.3).max(lo * 2.0));
+    let height = header_h(&legend, WIDTH) + plot_h + X_LABEL_AREA;
+    svg(WIDTH, height, |root| {
+        let area = header(root, &title, &legend)?;
+        let mut chart = ChartBuilder::on(&area)
+            .margin_left(LEFT_MARGIN)
+            .margin_right(RIGHT_MARGIN)
+            .margin_top(4)
+            .x_label_area_size(X_LABEL_AREA)
+            .y_label_area_size(Y_LABEL_AREA)
+            .build_cartesian_2d((lo..hi).log_scale(), 0.0..1.0)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("latency (log scale)")
+            .y_desc("fraction of ok ops ≤ latency")
+            .axis_desc_style((FONT, DESC_FONT))
+            .label_style((FONT, TICK_FONT))
+            .bold_line_style(style::GRID)
+            .light_line_style(TRANSPARENT)
+            .x_labels(12)
+            .y_labels(6)
+            .x_label_formatter(&|v| fmt_ms(*v))
+            .y_label_formatter(&|v| format!("{:.1}", v))
+            .draw()
+            .map_err(err)?;
+        for q in [0.5, 0.99] {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(lo, q), (hi, q)],
+                    ShapeStyle::from(&RGBColor(0x99, 0x99, 0x99)).stroke_width(1),
+                )))
+                .map_err(err)?;
+            chart
+                .draw_series(std::iter::once(
+                    EmptyElement::at((hi, q))
+                        + Text::new(
+                            if q == 0.5 { "p50" } else { "p99" },
+                            (-4, -3),
+                            font(13, RGBColor(0x66, 0x66, 0x66))
+                                .pos(Pos::new(HPos::Right, VPos::Bottom)),
+                        ),
+                ))
+                .map_err(err)?;
+        }
+        for (_, c, pts) in &nonempty {
+            // Step shape: the fraction holds until the next recorded latency.
+            let mut step: Vec<(f64, f64)> = Vec::with_capacity(pts.len() * 2 + 1);
+            let mut prev_q = 0.0;
+            for &(x, q) in pts.iter() {
+                step.push((x, prev_q));
+                step.push((x, q));
+                prev_q = q;
+            }
+            chart
+                .draw_series(LineSeries::new(step, ShapeStyle::from(c).stroke_width(2)))
+                .map_err(err)?;
+        }
+        Ok(())
+    })
+}
+
+/// Each op's latency at its invocation time (log scale), colored by outcome.
+pub fn latency_scatter(
+    title: impl Into<Title>,
+    points: &[ScatterPoint],
+    total: usize,
+    axis: &TimeAxis,
+    plot_h: u32,
+) -> String {
+    let title: Title = title.into();
+    if points.is_empty() {
+        return note(&format!("{title}: no completed operations."));
+    }
+    let mut legend = outcome_legend();
+    legend.extend(span_legend(axis));
+    if total > points.len() {
+        legend.push(LegendItem::new(
+            format!("{} of {} ops shown (evenly sampled; all fail/info kept when possible)", points.len(), total),
+            RGBColor(0xff, 0xff, 0xff),
+            Mark::Box,
+        ));
+    }
+    let ms = |ns: u64| (ns as f64 / MS as f64).max(1e-3);
+    let lo = points.iter().map(|p| ms(p.latency_ns)).fold(f64::INFINITY, f64::min);
+    let hi = points.iter().map(|p| ms(p.latency_ns)).fold(0.0, f64::max);
+    let (lo, hi) = (lo / 1.5, (hi * 1.5).max(lo * 3.0));
+    let height = header_h(&legend, WIDTH) + plot_h + X_LABEL_AREA;
+    svg(WIDTH, height, |root| {
+        let area = header(root, &title, &legend)?;
+        let mut chart = ChartBuilder::on(&area)
+            .margin_left(LEFT_MARGIN)
+            .margin_right(RIGHT_MARGIN)
+            .margin_top(4)
+            .x_label_area_size(X_LABEL_AREA)
+            .y_label_area_size(Y_LABEL_AREA)
+            .build_cartesian_2d(0.0..axis.span_s.max(1e-6), (lo..hi).log_scale())
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("invocation time (s)")
+            .y_desc("latency (log scale)")
+            .axis_desc_style((FONT, DESC_FONT))
+            .label_style((FONT, TICK_FONT))
+            .bold_line_style(style::GRID)
+            .light_line_style(TRANSPARENT)
+            .x_labels(15)
+            .y_labels(8)
+            .x_label_formatter(&|v| fmt_s(*v))
+            .y_label_formatter(&|v| fmt_ms(*v))
+            .draw()
+            .map_err(err)?;
+        shade(&mut chart, axis, lo, hi, true)?;
+        for (kind, c, r) in [
+            (EventType::Ok, style::OK, 2),
+            (EventType::Fail, style::FAIL, 3),
+            (EventType::Info, style::INFO, 3),
+        ] {
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .filter(|p| p.outcome == kind)
+                        .map(|p| Circle::new((p.invoke_ns as f64 / 1e9, ms(p.latency_ns)), r, c.filled())),
+                )
+                .map_err(err)?;
+        }
+        Ok(())
+    })
+}
+
+fn group_mesh<Y>(chart: &mut TimeChart<'_, '_, Y>, groups: usize) -> Res
+where
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>,
+{
+    let g = groups;
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .y_desc("group")
+        .axis_desc_style((FONT, DESC_FONT))
+        .label_style((FONT, TICK_FONT))
+        .disable_y_mesh()
+        .bold_line_style(style::GRID)
+        .light_line_style(TRANSPARENT)
+        .x_labels(15)
+        .y_labels(g.min(12))
+        .x_label_formatter(&|v| fmt_s(*v))
+        .y_label_formatter(&|v| {
+            let r = v.round();
+            if (v - r).abs() < 1e-6 && r >= 0.0 && (r as usize) < g {
+                format!("g{}", r as usize)
+            } else {
+                String::new()
+            }
+        })
+        .draw()
+        .map_err(err)
+}
+
+fn rows_h(groups: usize) -> u32 {
+    (groups as u32 * 18).clamp(50, 420)
+}
+
+/// Share of ok ops per group and time bucket (red = none ok, green = all ok, gray = no ops).
+pub fn heatmap(title: impl Into<Title>, heat: &GroupHeat, axis: &TimeAxis) -> String {
+    let title: Title = title.into();
+    let groups = heat.ok.len();
+    if groups == 0 {
+        return note(&format!("{title}: no groups."));
+    }
+    let mut legend: Vec<LegendItem> = [0.0, 0.25, 0.5, 0.75, 1.0]
+        .iter()
+        .map(|&s| {
+            LegendItem::new(
+                format!("{}% ok", (s * 100.0) as u32),
+                style::share_color(s),
+                Mark::Box,
+            )
+        })
+        .collect();
+    legend.push(LegendItem::new("no op completed", style::NO_DATA, Mark::Box));
+    if !axis.faults.is_empty() {
+        legend.push(LegendItem::new("fault start / end", INK, Mark::Tick));
+    }
+    let height = header_h(&legend, WIDTH) + rows_h(groups) + X_LABEL_AREA;
+    let bucket_s = heat.bucket_ns as f64 / 1e9;
+    svg(WIDTH, height, |root| {
+        let area = header(root, &title, &legend)?;
+        let (lo, hi) = (-0.5, groups as f64 - 0.5);
+        let mut chart = ChartBuilder::on(&area)
+            .margin_left(LEFT_MARGIN)
+            .margin_right(RIGHT_MARGIN)
+            .margin_top(4)
+            .x_label_area_size(X_LABEL_AREA)
+            .y_label_area_size(Y_LABEL_AREA)
+            .build_cartesian_2d(0.0..axis.span_s.max(1e-6), lo..hi)
+            .map_err(err)?;
+        group_mesh(&mut chart, groups)?;
+        let mut rects = Vec::new();
+        for g in 0..groups {
+            let n = heat.ok[g].len();
+            let color_of = |b: usize| -> RGBColor {
+                match heat.share(g, b) {
+                    // Quantized so that runs of similar cells merge into one rectangle.
+                    Some(s) => style::share_color((s * 20.0).round() / 20.0),
+                    None => style::NO_DATA,
+                }
+            };
+            let mut b = 0;
+            while b < n {
+                let c = color_of(b);
+                let mut e = b + 1;
+                while e < n && color_of(e) == c {
+                    e += 1;
+                }
+                let (x0, x1) = (b as f64 * bucket_s, (e as f64 * bucket_s).min(axis.span_s));
+                rects.push(Rectangle::new(
+                    [(x0, g as f64 - 0.45), (x1, g as f64 + 0.45)],
+                    c.filled(),
+                ));
+                b = e;
+            }
+        }
+        chart.draw_series(rects).map_err(err)?;
+        fault_lines(&mut chart, axis, lo, hi)?;
+        Ok(())
+    })
+}
+
+/// Who leads each group over time; elections marked with a tick.
+pub fn leadership(
+    title: impl Into<Title>,
+    segments: &[LeaderSegment],
+    elections: &[LeaderChange],
+    groups: usize,
+    nodes: usize,
+    axis: &TimeAxis,
+) -> String {
+    let title: Title = title.into();
+    if groups == 0 {
+        return note(&format!("{title}: no groups."));
+    }
+    let mut leaders: Vec<usize> = segments.iter().filter_map(|s| s.leader).collect();
+    leaders.sort_unstable();
+    leaders.dedup();
+    let mut legend: Vec<LegendItem> = leaders
+        .iter()
+        .map(|&n| {
+            LegendItem::new(
+                format!("leader {}", crate::metrics::endpoint_name(n, nodes)),
+                style::category_color(n),
+                Mark::Box,
+            )
+        })
+        .collect();
+    legend.push(LegendItem::new("no leader", style::NO_DATA, Mark::Box));
+    legend.push(LegendItem::new("election (sampled every 10 ms)", INK, Mark::Tick));
+    if !axis.faults.is_empty() {
+        legend.push(LegendItem::new("fault window", style::FAULT, Mark::Shade));
+    }
+    let height = header_h(&legend, WIDTH) + rows_h(groups) + X_LABEL_AREA;
+    let px_per_s = plot_width() / axis.span_s.max(1e-9);
+    svg(WIDTH, height, |root| {
+        let area = header(root, &title, &legend)?;
+        let (lo, hi) = (-0.5, groups as f64 - 0.5);
+        let mut chart = ChartBuilder::on(&area)
+            .margin_left(LEFT_MARGIN)
+            .margin_right(RIGHT_MARGIN)
+            .margin_top(4)
+            .x_label_area_size(X_LABEL_AREA)
+            .y_label_area_size(Y_LABEL_AREA)
+            .build_cartesian_2d(0.0..axis.span_s.max(1e-6), lo..hi)
+            .map_err(err)?;
+        group_mesh(&mut chart, groups)?;
+        let mut ax = axis.clone();
+        ax.measure_from_s = 0.0;
+        shade(&mut chart, &ax, lo, hi, false)?;
+        let row_px = f64::from(rows_h(groups)) / groups as f64;
+        for s in segments.iter().filter(|s| s.group < groups) {
+            let (x0, x1) = (s.from_ns as f64 / 1e9, s.to_ns as f64 / 1e9);
+            let g = s.group as f64;
+            let c = match s.leader {
+                Some(n) => style::category_color(n).mix(0.75),
+                None => style::NO_DATA.mix(1.0),
+            };
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x0, g - 0.4), (x1, g + 0.4)],
+                    c.filled(),
+                )))
+                .map_err(err)?;
+            if let Some(n) = s.leader {
+                let label = format!("{} t{}", crate::metrics::endpoint_name(n, nodes), s.term);
+                if (x1 - x0) * px_per_s > f64::from(text_w(&label, 13)) + 8.0 && row_px >= 13.0 {
+                    chart
+                        .draw_series(std::iter::once(
+                            EmptyElement::at((x0, g))
+                                + Text::new(
+                                    label,
+                                    (4, 0),
+                                    font(13, INK).pos(Pos::new(HPos::Left, VPos::Center)),
+                                ),
+                        ))
+                        .map_err(err)?;
+                }
+            }
+        }
+        chart
+            .draw_series(elections.iter().filter(|e| e.group < groups).map(|e| {
+                let (t, g) = (e.time_ns as f64 / 1e9, e.group as f64);
+                PathElement::new(
+                    vec![(t, g - 0.48), (t, g + 0.48)],
+                    ShapeStyle::from(&INK).stroke_width(2),
+                )
+            }))
+            .map_err(err)?;
+        Ok(())
+    })
+}
+
+/// Horizontal bars with their values written at the end.
+pub fn hbars(
+    title: impl Into<Title>,
+    x_desc: &str,
+    items: &[(String, f64, RGBColor)],
+    fmt: &dyn Fn(f64) -> String,
+) -> String {
+    let title: Title = title.into();
+    if items.is_empty() {
+        return note(&format!("{title}: nothing to show."));
+    }
+    let n = items.len();
+    let label_w = items
+        .iter()
+        .map(|i| text_w(&i.0, TICK_FONT))
+        .max()
+        .unwrap_or(40)
+        .clamp(60, 260) as u32
+        + 16;
+    let height = TITLE_H + 10 + (n as u32 * 30).max(60) + X_LABEL_AREA;
+    let max = items.iter().map(|i| i.1).fold(0.0, f64::max);
+    let max = if max > 0.0 && max.is_finite() { max * 1.18 } else { 1.0 };
+    let names: Vec<String> = items.iter().map(|i| i.0.clone()).collect();
+    svg(WIDTH, height, |root| {
+        let area = header(root, &title, &[])?;
+        let mut chart = ChartBuilder::on(&area)
+            .margin_left(LEFT_MARGIN)
+            .margin_right(RIGHT_MARGIN)
+            .margin_top(4)
+            .x_label_area_size(X_LABEL_AREA)
+            .y_label_area_size(label_w)
+            .build_cartesian_2d(0.0..max, (0..n as i32).into_segmented())
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .axis_desc_style((FONT, DESC_FONT))
+            .label_style((FONT, TICK_FONT))
+            .bold_line_style(style::GRID)
+            .light_line_style(TRANSPARENT)
+            .disable_y_mesh()
+            .y_labels(n)
+            .x_label_formatter(&|v| fmt_num(*v))
+            .y_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+                    // Row 0 at the top.
+                    let k = n as i32 - 1 - *i;
+                    names.get(k as usize).cloned().unwrap_or_default()
+                }
+                SegmentValue::Last => String::new(),
+            })
+            .draw()
+            .map_err(err)?;
+        for (k, (_, v, c)) in items.iter().enumerate() {
+            let i = n as i32 - 1 - k as i32;
+            let v = if v.is_finite() { v.max(0.0) } else { 0.0 };
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(0.0, SegmentValue::Exact(i)), (v, SegmentValue::Exact(i + 1))],
+                    c.filled(),
+                )))
+                .map_err(err)?;
+            let (px, py0) = chart.backend_coord(&(v, SegmentValue::Exact(i)));
+            let (_, py1) = chart.backend_coord(&(v, SegmentValue::Exact(i + 1)));
+            root.draw_text(
+                &fmt(v),
+                &font(14, INK).pos(Pos::new(HPos::Left, VPos::Center)),
+                (px + 6, (py0 + py1) / 2),
+            )
+            .map_err(err)?;
+        }
+        Ok(())
+    })
+}
+
+/// One line of a sweep figure: a protocol's mean and 95% CI at each x.
+#[derive(Clone, Debug)]
+pub struct SweepLine {
+    pub label: String,
+    pub color: RGBColor,
+    /// (x, mean, ci95 half-width).
+    pub points: Vec<(f64, f64, f64)>,
+}
+
+/// A metric against a parameter: mean with 95% confidence intervals, one line per protocol.
+/// `categories`: tick labels when x is categorical (x = 0, 1, ...).
+pub fn sweep_lines(
+    title: impl Into<Title>,
+    x_desc: &str,
+    y_desc: &str,
+    lines: &[SweepLine],
+    categories: Option<&[String]>,
+    log_x: bool,
+) -> String {
+    let title: Title = title.into();
+    let pts: Vec<(f64, f64, f64)> = lines.iter().flat_map(|l| l.points.iter().copied()).collect();
+    if pts.is_empty() {
+        return note(&format!("{title}: no values."));
+    }
+    let mut legend: Vec<LegendItem> = lines
+        .iter()
+        .map(|l| LegendItem::new(l.label.clone(), l.color, Mark::Line))
+        .collect();
+    legend.push(LegendItem::new("95% confidence interval of the mean", INK, Mark::Tick));
+    let xs = pts.iter().map(|p| p.0);
+    let (xlo, xhi) = (
+        xs.clone().fold(f64::INFINITY, f64::min),
+        xs.fold(f64::NEG_INFINITY, f64::max),
+    );
+    let ylo = pts.iter().map(|p| p.1 - p.2).fold(f64::INFINITY, f64::min);
+    let yhi = pts.iter().map(|p| p.1 + p.2).fold(f64::NEG_INFINITY, f64::max);
+    let pad = ((yhi - ylo) * 0.1).max(yhi.abs() * 0.05).max(1e-9);
+    let (ylo, yhi) = safe_range(if ylo >= 0.0 { (ylo - pad).max(0.0) } else { ylo - pad }, yhi + pad);
+    let log_x = log_x && categories.is_none() && xlo > 0.0;
+    let (xlo, xhi) = if categories.is_some() {
+        (xlo - 0.5, xhi + 0.5)
+    } else if log_x {
+        (xlo / 1.25, xhi * 1.25)
+    } else {
+        let p = ((xhi - xlo) * 0.06).max(xhi.abs() * 0.05).max(1e-9);
+        (xlo - p, xhi + p)
+    };
+    let height = header_h(&legend, WIDTH) + 380 + X_LABEL_AREA;
+    let cats: Vec<String> = categories.map(|c| c.to_vec()).unwrap_or_default();
+    svg(WIDTH, height, |root| {
+        let area = header(root, &title, &legend)?;
+        let cat_fmt = |v: &f64| {
+            let r = v.round();
+            if (v - r).abs() < 1e-6 && r >= 0.0 {
+                cats.get(r as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
+        let num_fmt = |v: &f64| fmt_num_signed(*v);
+        // Pixel positions of (mean, mean - ci, mean + ci) of every point, whatever the x scale.
+        type Px = ((i32, i32), (i32, i32), (i32, i32));
+        let map = |coord: &dyn Fn(f64, f64) -> (i32, i32)| -> Vec<Vec<Px>> {
+            lines
+                .iter()
+                .map(|l| {
+                    l.points
+                        .iter()
+                        .map(|&(x, m, ci)| (coord(x, m), coord(x, m - ci), coord(x, m + ci)))
+                        .collect()
+                })
+                .collect()
+        };
+        let px: Vec<Vec<Px>> = if log_x {
+            let mut chart = ChartBuilder::on(&area)
+                .margin_left(LEFT_MARGIN)
+                .margin_right(RIGHT_MARGIN)
+                .margin_top(4)
+                .x_label_area_size(X_LABEL_AREA)
+                .y_label_area_size(Y_LABEL_AREA)
+                .build_cartesian_2d((xlo..xhi).log_scale(), ylo..yhi)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_desc(x_desc)
+                .y_desc(y_desc)
+                .axis_desc_style((FONT, DESC_FONT))
+                .label_style((FONT, TICK_FONT))
+                .bold_line_style(style::GRID)
+                .light_line_style(TRANSPARENT)
+                .x_label_formatter(&|v| fmt_num_signed(*v))
+                .y_label_formatter(&num_fmt)
+                .draw()
+                .map_err(err)?;
+            map(&|x, y| chart.backend_coord(&(x, y)))
+        } else {
+            let mut chart = ChartBuilder::on(&area)
+                .margin_left(LEFT_MARGIN)
+                .margin_right(RIGHT_MARGIN)
+                .margin_top(4)
+                .x_label_area_size(X_LABEL_AREA)
+                .y_label_area_size(Y_LABEL_AREA)
+                .build_cartesian_2d(xlo..xhi, ylo..yhi)
+                .map_err(err)?;
+            let mut mesh = chart.configure_mesh();
+            mesh.x_desc(x_desc)
+                .y_desc(y_desc)
+                .axis_desc_style((FONT, DESC_FONT))
+                .label_style((FONT, TICK_FONT))
+                .bold_line_style(style::GRID)
+                .light_line_style(TRANSPARENT)
+                .y_label_formatter(&num_fmt);
+            if categories.is_some() {
+                mesh.x_labels(cats.len() * 2 + 2).x_label_formatter(&cat_fmt);
+            } else {
+                mesh.x_label_formatter(&num_fmt);
+            }
+            mesh.draw().map_err(err)?;
+            map(&|x, y| chart.backend_coord(&(x, y)))
+        };
+        let k = lines.len() as i32;
+        for (li, l) in lines.iter().enumerate() {
+            let dx = (li as i32 * 2 - (k - 1)) * 3;
+            let style = ShapeStyle::from(&l.color).stroke_width(2);
+            let pts: Vec<(i32, i32)> = px[li].iter().map(|p| (p.0 .0 + dx, p.0 .1)).collect();
+            if pts.len() > 1 {
+                root.draw(&PathElement::new(pts.clone(), style)).map_err(err)?;
+            }
+            for (i, &(mid, lo, hi)) in px[li].iter().enumerate() {
+                let x = mid.0 + dx;
+                if lo.1 != hi.1 {
+                    root.draw(&PathElement::new(vec![(x, lo.1), (x, hi.1)], style))
+                        .map_err(err)?;
+                    for y in [lo.1, hi.1] {
+                        root.draw(&PathElement::new(vec![(x - 4, y), (x + 4, y)], style))
+                            .map_err(err)?;
+                    }
+                }
+                root.draw(&Circle::new(pts[i], 4, l.color.filled())).map_err(err)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+fn fmt_num_signed(v: f64) -> String {
+    if v < 0.0 {
+        format!("-{}", fmt_num(-v))
+    } else if v != 0.0 && v.abs() < 0.01 {
+        format!("{v:.0e}")
+    } else {
+        fmt_num(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(fmt_ms(0.5), "500µs");
+        assert_eq!(fmt_ms(2.0), "2ms");
+        assert_eq!(fmt_ms(1500.0), "1.5s");
+        assert_eq!(fmt_s(12.0), "12");
+        assert_eq!(fmt_num(0.25), "0.25");
+    }
+
+    #[test]
+    fn empty_inputs_give_notes_not_panics() {
+        let axis = TimeAxis {
+            span_s: 0.0,
+            measure_from_s: 0.0,
+            faults: vec![],
+        };
+        assert!(cdf("x", &[], 300).contains("note"));
+        assert!(latency_scatter("x", &[], 0, &axis, 300).contains("note"));
+        assert!(outcome_bars("x", &[], &axis, None, 200).starts_with("<svg"));
+        assert!(hbars("x", "y", &[], &|v| v.to_string()).contains("note"));
+        assert!(sweep_lines("x", "a", "b", &[], None, false).contains("note"));
+    }
+}
