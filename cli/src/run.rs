@@ -65,7 +65,11 @@ fn io_err(path: &Path, e: std::io::Error) -> CliError {
     CliError::Failed(format!("{}: {e}", path.display()))
 }
 
-/// Writes a run directory: spec.toml, history.jsonl, summary.json. Returns the summary.
+/// How long the linearizability check of a run may take before undecided keys are "unknown".
+const CHECK_TIMEOUT_S: u64 = 120;
+
+/// Writes a run directory: spec.toml, history.jsonl, summary.json (with the linearizability
+/// verdict), check.json (+ violation.html), report.html and CSVs. Returns the summary.
 pub fn write_run_dir(
     dir: &Path,
     spec: &Spec,
@@ -78,7 +82,16 @@ pub fn write_run_dir(
     let bytes = history_bytes(out);
     let hist_path = dir.join("history.jsonl");
     fs::write(&hist_path, &bytes).map_err(|e| io_err(&hist_path, e))?;
-    let summary = summarize(out, &bytes, wall);
+    let mut summary = summarize(out, &bytes, wall);
+    // The linearizability verdict of every run (check.json, and violation.html when violated).
+    let check = quorumlab_checker::check_events(
+        &out.history,
+        &quorumlab_checker::CheckOptions::with_timeout(Some(std::time::Duration::from_secs(
+            CHECK_TIMEOUT_S,
+        ))),
+    );
+    summary.linearizable = check.to_summary_value();
+    quorumlab_checker::write_artifacts(&check, dir).map_err(|e| io_err(dir, e))?;
     let sum_path = dir.join("summary.json");
     let json = serde_json::to_string_pretty(&summary).expect("summary serializes");
     fs::write(&sum_path, json + "\n").map_err(|e| io_err(&sum_path, e))?;
@@ -124,10 +137,23 @@ pub fn run_command(args: &RunArgs) -> Result<ExitCode, CliError> {
 }
 
 pub fn check_command(
-    _history: &Path,
-    _format: Option<&str>,
-    _out: Option<&Path>,
-    _timeout: Option<f64>,
+    history: &Path,
+    format: Option<&str>,
+    out: Option<&Path>,
+    timeout: Option<f64>,
 ) -> Result<ExitCode, CliError> {
-    Err(CliError::Failed("the checker is not wired in yet".into()))
+    let format = match format {
+        None => None,
+        Some("jsonl") => Some(quorumlab_checker::Format::Jsonl),
+        Some("edn") => Some(quorumlab_checker::Format::Edn),
+        Some(other) => return Err(CliError::BadInput(format!("unknown --format {other:?}"))),
+    };
+    let timeout = match timeout {
+        Some(t) if !(t.is_finite() && t > 0.0) => {
+            return Err(CliError::BadInput(format!("--timeout must be > 0 seconds, got {t}")))
+        }
+        t => t.map(std::time::Duration::from_secs_f64),
+    };
+    let code = quorumlab_checker::run_check_cli(history, format, out, timeout);
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
