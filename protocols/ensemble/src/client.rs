@@ -83,7 +83,9 @@ impl Adapter {
 
     fn send(&self, st: &mut AdapterState, req: &Request, o: &mut ClientOut<Msg, Retry>) {
         let ens = self.layout.group_of(req.key) as Ens;
-        let Some(to) = self.target(st, ens) else { return };
+        let Some(to) = self.target(st, ens) else {
+            return;
+        };
         st.last = Some(Attempt {
             id: req.id,
             ens,

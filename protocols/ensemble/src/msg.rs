@@ -89,27 +89,78 @@ pub enum Intercept {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Msg {
     // ---- election and heartbeat (riak_ensemble_peer core protocol) ----
-    Probe { ens: Ens, req: u64 },
-    Prepare { ens: Ens, req: u64, epoch: u64 },
-    NewEpoch { ens: Ens, req: u64, epoch: u64 },
-    Commit { ens: Ens, req: u64, fact: Fact },
+    Probe {
+        ens: Ens,
+        req: u64,
+    },
+    Prepare {
+        ens: Ens,
+        req: u64,
+        epoch: u64,
+    },
+    NewEpoch {
+        ens: Ens,
+        req: u64,
+        epoch: u64,
+    },
+    Commit {
+        ens: Ens,
+        req: u64,
+        fact: Fact,
+    },
     // ---- K/V between the leader and its followers ----
-    Get { ens: Ens, req: u64, key: Key, epoch: u64 },
-    Put { ens: Ens, req: u64, key: Key, obj: Obj, epoch: u64 },
-    CheckEpoch { ens: Ens, req: u64, epoch: u64 },
+    Get {
+        ens: Ens,
+        req: u64,
+        key: Key,
+        epoch: u64,
+    },
+    Put {
+        ens: Ens,
+        req: u64,
+        key: Key,
+        obj: Obj,
+        epoch: u64,
+    },
+    CheckEpoch {
+        ens: Ens,
+        req: u64,
+        epoch: u64,
+    },
     /// Asynchronous integrity-tree update after a successful put (no reply).
-    UpdateHash { ens: Ens, key: Key, version: Version },
-    Reply { ens: Ens, req: u64, body: Body },
+    UpdateHash {
+        ens: Ens,
+        key: Key,
+        version: Version,
+    },
+    Reply {
+        ens: Ens,
+        req: u64,
+        body: Body,
+    },
     // ---- clients ----
     /// A client request, to any member of the key's ensemble.
-    ClientReq { ens: Ens, req: Request },
+    ClientReq {
+        ens: Ens,
+        req: Request,
+    },
     /// A follower passes a client request on to the leader it follows.
-    Forward { ens: Ens, client: Id, req: Request },
+    Forward {
+        ens: Ens,
+        client: Id,
+        req: Request,
+    },
     /// The leader's answer, sent straight to the client.
-    ClientResp { id: u64, reply: KvReply },
+    ClientResp {
+        id: u64,
+        reply: KvReply,
+    },
     /// A peer that neither leads nor follows refused the request before doing anything
     /// (riak: `nack`); `leader` is its best guess.
-    Redirect { id: u64, leader: Option<Id> },
+    Redirect {
+        id: u64,
+        leader: Option<Id>,
+    },
     /// Test hook (see [`Intercept`]).
     Intercept(Intercept),
 }

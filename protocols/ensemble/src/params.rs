@@ -8,7 +8,9 @@ use std::time::Duration;
 
 /// Which behaviour to run: riak_ensemble as written, or a variant that reproduces a known or
 /// suspected flaw (see docs/protocols/ensemble.md).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Variant {
     /// riak_ensemble `develop` as written.

@@ -151,8 +151,7 @@ impl Collect {
             match self.extra {
                 Some(v) if !all => {
                     let ok = self.replies.iter().any(|(p, b)| {
-                        members.contains(p)
-                            && matches!(b, Body::Obj(Some(o)) if o.version >= v)
+                        members.contains(p) && matches!(b, Body::Obj(Some(o)) if o.version >= v)
                     });
                     if ok {
                         Status::Met
@@ -644,7 +643,7 @@ impl Peer {
     pub(crate) fn on_timer(&mut self, t: Timer, cx: &mut Cx) {
         match t {
             Timer::State(_) => match self.role {
-                Role::Probe => self.probe_init(cx),     // probe_continue
+                Role::Probe => self.probe_init(cx),      // probe_continue
                 Role::Election => self.prepare_init(cx), // election_timeout (backend ping ok)
                 Role::Prefollow => self.probe_init(cx),  // prefollow_timeout
                 Role::Following => self.abandon(cx),     // follower_timeout
@@ -739,7 +738,9 @@ impl Peer {
                     && Some(src) == self.fact.leader;
                 cx.reply(src, ens, req, if ok { Body::Ok } else { Body::Nack });
             }
-            Msg::Get { req, key, epoch, .. } => {
+            Msg::Get {
+                req, key, epoch, ..
+            } => {
                 if self.role == Role::Following && self.valid_request(src, epoch) {
                     let obj = self.dur.data.get(key).obj;
                     cx.reply(src, ens, req, Body::Obj(obj));
@@ -814,7 +815,9 @@ impl Peer {
         }
         for w in 0..self.workers.len() as u32 {
             let ens = self.ens;
-            let Some(a) = self.active_mut(w) else { continue };
+            let Some(a) = self.active_mut(w) else {
+                continue;
+            };
             let (c, inactivity) = match &mut a.step {
                 Step::CheckEpoch(c) => (c, true),
                 Step::Latest { c, .. } => {
@@ -840,7 +843,9 @@ impl Peer {
     /// Runs deferred events once the FSM is free again.
     fn replay(&mut self, cx: &mut Cx) {
         while !self.blocked {
-            let Some(d) = self.deferred.pop_front() else { break };
+            let Some(d) = self.deferred.pop_front() else {
+                break;
+            };
             match d {
                 Deferred::Msg(src, m) => self.handle(src, m, cx),
                 Deferred::Worker(w, gen) if gen == self.wgen => self.resume(w, cx),
@@ -855,7 +860,9 @@ impl Peer {
         self.workers.get(w as usize).and_then(|wk| wk.cur.as_ref())
     }
     fn active_mut(&mut self, w: u32) -> Option<&mut Active> {
-        self.workers.get_mut(w as usize).and_then(|wk| wk.cur.as_mut())
+        self.workers
+            .get_mut(w as usize)
+            .and_then(|wk| wk.cur.as_mut())
     }
 
     /// `leading_kv/3` → `async/3`: queue on the key's worker.
@@ -947,15 +954,17 @@ impl Peer {
             self.deferred.push_back(Deferred::Worker(w, self.wgen));
             return;
         }
-        let Some(key) = self.active(w).map(|a| a.job.req.key) else { return };
+        let Some(key) = self.active(w).map(|a| a.job.req.key) else {
+            return;
+        };
         let rec = self.dur.data.get(key);
         let fresh_epoch = self.fact.epoch;
         let Some(a) = self.active_mut(w) else { return };
         a.local = rec.obj;
         a.known = rec.known;
         // is_current/4: exists, not older than the tree says, and of the current epoch.
-        let current = rec.obj.is_some_and(|o| o.version.epoch == fresh_epoch)
-            && verify(rec.obj, rec.known);
+        let current =
+            rec.obj.is_some_and(|o| o.version.epoch == fresh_epoch) && verify(rec.obj, rec.known);
         match (a.job.req.op, current) {
             (Op::Read, true) => self.check_lease(w, cx),
             (Op::Read, false) => self.update_key(w, false, cx),
@@ -1035,7 +1044,9 @@ impl Peer {
 
     /// `put_obj/4`: stamp `(epoch, seq)`, send to the peers, then put locally.
     fn put_obj(&mut self, w: u32, value: Option<Value>, seq: Option<u64>, then: Then, cx: &mut Cx) {
-        let Some(key) = self.active(w).map(|a| a.job.req.key) else { return };
+        let Some(key) = self.active(w).map(|a| a.job.req.key) else {
+            return;
+        };
         let seq = seq.unwrap_or_else(|| self.obj_sequence());
         let epoch = self.fact.epoch;
         let obj = Obj {
@@ -1070,7 +1081,9 @@ impl Peer {
         }
         let Some(a) = self.active(w) else { return };
         let key = a.job.req.key;
-        let Step::Put { obj, .. } = a.step else { return };
+        let Step::Put { obj, .. } = a.step else {
+            return;
+        };
         self.backend_put(key, obj, cx);
         if let Some(Active {
             step: Step::Put { local_done, .. },
@@ -1084,7 +1097,9 @@ impl Peer {
 
     /// `modify_key/5` with the op's function: put_once (kput_once) or a value CAS (kmodify).
     fn modify(&mut self, w: u32, cur: Option<Obj>, cx: &mut Cx) {
-        let Some(op) = self.active(w).map(|a| a.job.req.op) else { return };
+        let Some(op) = self.active(w).map(|a| a.job.req.op) else {
+            return;
+        };
         let seq = self.obj_sequence();
         let value = cur.and_then(|o| o.value);
         let new = match op {
@@ -1117,7 +1132,11 @@ impl Peer {
         let me = cx.me;
         let ens = self.ens;
         let members = self.members(cfg);
-        let Some(a) = self.workers.get_mut(w as usize).and_then(|wk| wk.cur.as_mut()) else {
+        let Some(a) = self
+            .workers
+            .get_mut(w as usize)
+            .and_then(|wk| wk.cur.as_mut())
+        else {
             return;
         };
         match &mut a.step {
@@ -1234,7 +1253,9 @@ impl Peer {
     fn latest_done(&mut self, w: u32, cx: &mut Cx) {
         let members = self.members(cx.cfg).len();
         let Some(a) = self.active(w) else { return };
-        let Step::Latest { c, modify } = &a.step else { return };
+        let Step::Latest { c, modify } = &a.step else {
+            return;
+        };
         let modify = *modify;
         let replies = c.valid();
         let latest = latest_obj(&replies, a.local);
@@ -1273,7 +1294,9 @@ impl Peer {
     fn put_done(&mut self, w: u32, cx: &mut Cx) {
         let Some(a) = self.active(w) else { return };
         let key = a.job.req.key;
-        let Step::Put { obj, then, .. } = a.step else { return };
+        let Step::Put { obj, then, .. } = a.step else {
+            return;
+        };
         self.tree_insert(key, obj.version, cx);
         let cfg = cx.cfg;
         for &p in self.members(cfg) {

@@ -9,8 +9,14 @@ use std::borrow::Cow;
 #[test]
 fn defaults_are_riaks() {
     let p = Params::default();
-    assert_eq!((p.tick_ms, p.lease(), p.follower_timeout()), (500, 750, 3000));
-    assert_eq!((p.peer_timeout(), p.notfound_read_delay_ms, p.trust_lease), (500, 1, true));
+    assert_eq!(
+        (p.tick_ms, p.lease(), p.follower_timeout()),
+        (500, 750, 3000)
+    );
+    assert_eq!(
+        (p.peer_timeout(), p.notfound_read_delay_ms, p.trust_lease),
+        (500, 1, true)
+    );
     let old = Params {
         variant: Variant::LeasePr49,
         ..Params::default()
@@ -20,17 +26,31 @@ fn defaults_are_riaks() {
 
 #[test]
 fn params_parse_and_check() {
-    let p: Params =
-        serde_json::from_str(r#"{"tick_ms": 100, "variant": "skip_rewrite"}"#).unwrap();
-    assert_eq!((p.tick_ms, p.lease(), p.variant), (100, 150, Variant::SkipRewrite));
+    let p: Params = serde_json::from_str(r#"{"tick_ms": 100, "variant": "skip_rewrite"}"#).unwrap();
+    assert_eq!(
+        (p.tick_ms, p.lease(), p.variant),
+        (100, 150, Variant::SkipRewrite)
+    );
     let e = serde_json::from_str::<Params>(r#"{"tick": 100}"#).unwrap_err();
     assert!(e.to_string().contains("unknown field"), "{e}");
     let e = serde_json::from_str::<Params>(r#"{"variant": "fast"}"#).unwrap_err();
     assert!(e.to_string().contains("unknown variant"), "{e}");
     let bad = |p: Params| p.check().unwrap_err();
-    assert!(bad(Params { tick_ms: 0, ..Params::default() }).contains("protocol.ensemble.tick_ms"));
-    assert!(bad(Params { peer_workers: 0, ..Params::default() }).contains("peer_workers"));
-    assert!(bad(Params { lease_ms: Some(0), ..Params::default() }).contains("follower_timeout_ms"));
+    assert!(bad(Params {
+        tick_ms: 0,
+        ..Params::default()
+    })
+    .contains("protocol.ensemble.tick_ms"));
+    assert!(bad(Params {
+        peer_workers: 0,
+        ..Params::default()
+    })
+    .contains("peer_workers"));
+    assert!(bad(Params {
+        lease_ms: Some(0),
+        ..Params::default()
+    })
+    .contains("follower_timeout_ms"));
     assert!(bad(Params {
         lease_ms: Some(100),
         variant: Variant::LeasePr49,
@@ -150,76 +170,223 @@ fn in_election(variant: Variant) -> One {
 fn prefollow_nacks_rival_candidates() {
     let mut n = in_election(Variant::Faithful);
     // Node 1 prepares epoch 1: accepted (reply with the fact), prefollow.
-    let c = n.deliver(1, Msg::Prepare { ens: 0, req: 7, epoch: 1 });
+    let c = n.deliver(
+        1,
+        Msg::Prepare {
+            ens: 0,
+            req: 7,
+            epoch: 1,
+        },
+    );
     assert_eq!(replies_to(&c, 1), vec![Body::Fact(Fact::default())]);
-    assert_eq!((n.peer().role, n.peer().prelim), (Role::Prefollow, Some((Id::from(1), 1))));
+    assert_eq!(
+        (n.peer().role, n.peer().prelim),
+        (Role::Prefollow, Some((Id::from(1), 1)))
+    );
     // Node 2 prepares the same epoch: nack.
-    let c = n.deliver(2, Msg::Prepare { ens: 0, req: 8, epoch: 1 });
+    let c = n.deliver(
+        2,
+        Msg::Prepare {
+            ens: 0,
+            req: 8,
+            epoch: 1,
+        },
+    );
     assert_eq!(replies_to(&c, 2), vec![Body::Nack]);
     // Node 1's new_epoch: ok, following (not ready), epoch adopted in memory only.
-    let c = n.deliver(1, Msg::NewEpoch { ens: 0, req: 9, epoch: 1 });
+    let c = n.deliver(
+        1,
+        Msg::NewEpoch {
+            ens: 0,
+            req: 9,
+            epoch: 1,
+        },
+    );
     assert_eq!(replies_to(&c, 1), vec![Body::Ok]);
     let p = n.peer();
-    assert_eq!((p.role, p.fact.epoch, p.fact.leader, p.ready), (Role::Following, 1, Some(Id::from(1)), false));
-    assert!(saves(&c).is_empty(), "the new epoch is not saved before the first commit");
+    assert_eq!(
+        (p.role, p.fact.epoch, p.fact.leader, p.ready),
+        (Role::Following, 1, Some(Id::from(1)), false)
+    );
+    assert!(
+        saves(&c).is_empty(),
+        "the new epoch is not saved before the first commit"
+    );
     // Following: prepares are nacked; gets are refused until the first commit.
-    let c = n.deliver(2, Msg::Prepare { ens: 0, req: 10, epoch: 2 });
+    let c = n.deliver(
+        2,
+        Msg::Prepare {
+            ens: 0,
+            req: 10,
+            epoch: 2,
+        },
+    );
     assert_eq!(replies_to(&c, 2), vec![Body::Nack]);
-    let c = n.deliver(1, Msg::Get { ens: 0, req: 11, key: Key(1), epoch: 1 });
+    let c = n.deliver(
+        1,
+        Msg::Get {
+            ens: 0,
+            req: 11,
+            key: Key(1),
+            epoch: 1,
+        },
+    );
     assert_eq!(replies_to(&c, 1), vec![Body::Nack]);
 }
 
 #[test]
 fn election_ignores_stale_prepares_and_follows_commits() {
     let mut n = in_election(Variant::Faithful);
-    let c = n.deliver(1, Msg::Prepare { ens: 0, req: 7, epoch: 0 });
+    let c = n.deliver(
+        1,
+        Msg::Prepare {
+            ens: 0,
+            req: 7,
+            epoch: 0,
+        },
+    );
     assert!(replies_to(&c, 1).is_empty(), "not above our epoch: ignored");
     assert_eq!(n.peer().role, Role::Election);
-    let f = Fact { epoch: 3, seq: 1, leader: Some(Id::from(2)) };
-    let c = n.deliver(2, Msg::Commit { ens: 0, req: 8, fact: f });
+    let f = Fact {
+        epoch: 3,
+        seq: 1,
+        leader: Some(Id::from(2)),
+    };
+    let c = n.deliver(
+        2,
+        Msg::Commit {
+            ens: 0,
+            req: 8,
+            fact: f,
+        },
+    );
     assert_eq!(replies_to(&c, 2), vec![Body::Ok]);
-    assert_eq!((n.peer().role, n.peer().fact, n.peer().ready), (Role::Following, f, true));
+    assert_eq!(
+        (n.peer().role, n.peer().fact, n.peer().ready),
+        (Role::Following, f, true)
+    );
     assert_eq!(saves(&c).len(), 1, "epoch and leader changed: saved");
 }
 
 #[test]
 fn fact_is_saved_only_when_more_than_seq_changes() {
     let mut n = in_election(Variant::Faithful);
-    let mut f = Fact { epoch: 1, seq: 1, leader: Some(Id::from(1)) };
-    let c = n.deliver(1, Msg::Commit { ens: 0, req: 1, fact: f });
+    let mut f = Fact {
+        epoch: 1,
+        seq: 1,
+        leader: Some(Id::from(1)),
+    };
+    let c = n.deliver(
+        1,
+        Msg::Commit {
+            ens: 0,
+            req: 1,
+            fact: f,
+        },
+    );
     assert_eq!(saves(&c).len(), 1);
     for s in 2..10 {
         f.seq = s;
-        let c = n.deliver(1, Msg::Commit { ens: 0, req: s, fact: f });
+        let c = n.deliver(
+            1,
+            Msg::Commit {
+                ens: 0,
+                req: s,
+                fact: f,
+            },
+        );
         assert_eq!(replies_to(&c, 1), vec![Body::Ok]);
         assert!(saves(&c).is_empty(), "seq only: not saved");
     }
-    assert_eq!(n.peer().dur.fact.map(|f| f.seq), Some(1), "the saved fact keeps its old seq");
+    assert_eq!(
+        n.peer().dur.fact.map(|f| f.seq),
+        Some(1),
+        "the saved fact keeps its old seq"
+    );
     // An older epoch is ignored.
-    let c = n.deliver(2, Msg::Commit { ens: 0, req: 20, fact: Fact { epoch: 0, seq: 99, leader: Some(Id::from(2)) } });
+    let c = n.deliver(
+        2,
+        Msg::Commit {
+            ens: 0,
+            req: 20,
+            fact: Fact {
+                epoch: 0,
+                seq: 99,
+                leader: Some(Id::from(2)),
+            },
+        },
+    );
     assert!(replies_to(&c, 2).is_empty());
     // check_epoch: ok for our leader and epoch only.
-    let c = n.deliver(1, Msg::CheckEpoch { ens: 0, req: 21, epoch: 1 });
+    let c = n.deliver(
+        1,
+        Msg::CheckEpoch {
+            ens: 0,
+            req: 21,
+            epoch: 1,
+        },
+    );
     assert_eq!(replies_to(&c, 1), vec![Body::Ok]);
-    let c = n.deliver(2, Msg::CheckEpoch { ens: 0, req: 22, epoch: 1 });
+    let c = n.deliver(
+        2,
+        Msg::CheckEpoch {
+            ens: 0,
+            req: 22,
+            epoch: 1,
+        },
+    );
     assert_eq!(replies_to(&c, 2), vec![Body::Nack]);
     // K/V from the leader: served; from anyone else: nack.
-    let obj = Obj { value: Some(5), version: Version { epoch: 1, seq: 10 } };
-    let c = n.deliver(1, Msg::Put { ens: 0, req: 23, key: Key(3), obj, epoch: 1 });
+    let obj = Obj {
+        value: Some(5),
+        version: Version { epoch: 1, seq: 10 },
+    };
+    let c = n.deliver(
+        1,
+        Msg::Put {
+            ens: 0,
+            req: 23,
+            key: Key(3),
+            obj,
+            epoch: 1,
+        },
+    );
     assert_eq!(replies_to(&c, 1), vec![Body::Obj(Some(obj))]);
     assert_eq!(saves(&c).len(), 1, "the backend is durable");
-    let c = n.deliver(2, Msg::Get { ens: 0, req: 24, key: Key(3), epoch: 1 });
+    let c = n.deliver(
+        2,
+        Msg::Get {
+            ens: 0,
+            req: 24,
+            key: Key(3),
+            epoch: 1,
+        },
+    );
     assert_eq!(replies_to(&c, 2), vec![Body::Nack]);
     // Follower timeout: abandon and probe.
     n.fire(Timer::State(0));
-    assert_eq!((n.peer().role, n.peer().abandoned), (Role::Probe, Some((1, 9))));
+    assert_eq!(
+        (n.peer().role, n.peer().abandoned),
+        (Role::Probe, Some((1, 9)))
+    );
 }
 
 #[test]
 fn volatile_fact_never_saves_the_fact() {
     let mut n = in_election(Variant::VolatileFact);
-    let f = Fact { epoch: 4, seq: 1, leader: Some(Id::from(1)) };
-    n.deliver(1, Msg::Commit { ens: 0, req: 1, fact: f });
+    let f = Fact {
+        epoch: 4,
+        seq: 1,
+        leader: Some(Id::from(1)),
+    };
+    n.deliver(
+        1,
+        Msg::Commit {
+            ens: 0,
+            req: 1,
+            fact: f,
+        },
+    );
     assert_eq!(n.peer().fact, f);
     assert_eq!(n.peer().dur.fact, None);
 }
@@ -227,13 +394,32 @@ fn volatile_fact_never_saves_the_fact() {
 #[test]
 fn followers_forward_and_others_redirect() {
     let mut n = in_election(Variant::Faithful);
-    let req = quorumlab_kv::Request { id: 5, key: Key(1), op: Op::Read };
+    let req = quorumlab_kv::Request {
+        id: 5,
+        key: Key(1),
+        op: Op::Read,
+    };
     let c = n.deliver(9, Msg::ClientReq { ens: 0, req });
-    assert!(matches!(&c[..], [Command::Send(to, Msg::Redirect { id: 5, leader: None })] if *to == Id::from(9)));
-    let f = Fact { epoch: 1, seq: 1, leader: Some(Id::from(2)) };
-    n.deliver(2, Msg::Commit { ens: 0, req: 1, fact: f });
+    assert!(
+        matches!(&c[..], [Command::Send(to, Msg::Redirect { id: 5, leader: None })] if *to == Id::from(9))
+    );
+    let f = Fact {
+        epoch: 1,
+        seq: 1,
+        leader: Some(Id::from(2)),
+    };
+    n.deliver(
+        2,
+        Msg::Commit {
+            ens: 0,
+            req: 1,
+            fact: f,
+        },
+    );
     let c = n.deliver(9, Msg::ClientReq { ens: 0, req });
-    assert!(matches!(&c[..], [Command::Send(to, Msg::Forward { client, .. })] if *to == Id::from(2) && *client == Id::from(9)));
+    assert!(
+        matches!(&c[..], [Command::Send(to, Msg::Forward { client, .. })] if *to == Id::from(2) && *client == Id::from(9))
+    );
 }
 
 // ---------------------------------------------------------------- model checking

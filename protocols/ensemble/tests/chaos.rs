@@ -61,7 +61,8 @@ pub fn chaos(seed: u64, variant: Variant, secs: u64, crashes: bool, lose_unsynce
             let f = rng.random_range(0..6);
             match f {
                 0 | 1 => {
-                    let mut side: Vec<usize> = (0..nodes).filter(|_| rng.random_bool(0.5)).collect();
+                    let mut side: Vec<usize> =
+                        (0..nodes).filter(|_| rng.random_bool(0.5)).collect();
                     if side.is_empty() {
                         side.push(rng.random_range(0..nodes));
                     }
@@ -106,7 +107,10 @@ pub fn chaos(seed: u64, variant: Variant, secs: u64, crashes: bool, lose_unsynce
 fn fingerprint(r: &Run) -> String {
     let mut s = String::new();
     for c in &r.h.calls {
-        s += &format!("{} {} {:?} {} {:?}\n", c.client, c.req.key.0, c.req.op, c.invoke, c.done);
+        s += &format!(
+            "{} {} {:?} {} {:?}\n",
+            c.client, c.req.key.0, c.req.op, c.invoke, c.done
+        );
     }
     s += &format!("{:?}\n{:?}\n", r.faults, r.h.sim.net_stats());
     s
@@ -129,12 +133,11 @@ fn faithful_histories_are_linearizable_under_faults() {
         let r = chaos(seed, Variant::Faithful, 60, true, false);
         let bad = bad_keys(&r.h.calls);
         total += r.h.calls.len();
-        oks += r
-            .h
-            .calls
-            .iter()
-            .filter(|c| matches!(c.done, Some((_, quorumlab_kv::Outcome::Ok(_)))))
-            .count();
+        oks +=
+            r.h.calls
+                .iter()
+                .filter(|c| matches!(c.done, Some((_, quorumlab_kv::Outcome::Ok(_)))))
+                .count();
         if !bad.is_empty() {
             for c in r.h.calls.iter().filter(|c| bad.contains(&c.req.key.0)) {
                 println!(
@@ -159,7 +162,11 @@ fn checker_catches_a_stale_read() {
     use quorumlab_kv::{Key, Outcome, Request};
     let call = |invoke, done, op, o| Call {
         client: 0,
-        req: Request { id: 0, key: Key(1), op },
+        req: Request {
+            id: 0,
+            key: Key(1),
+            op,
+        },
         invoke,
         done: Some((done, o)),
     };

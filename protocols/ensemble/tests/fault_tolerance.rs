@@ -11,12 +11,30 @@ use quorumlab_sim::SEC;
 fn ops_succeed_iff_a_majority_is_up() {
     for n in [3usize, 5, 7] {
         for k in 0..=n {
-            let mut h = H::new(n, 1, n, 1, 10, Params::default(), 1.0, 5_000, 100 + (n * 10 + k) as u64);
+            let mut h = H::new(
+                n,
+                1,
+                n,
+                1,
+                10,
+                Params::default(),
+                1.0,
+                5_000,
+                100 + (n * 10 + k) as u64,
+            );
             let (l, _) = h.wait_stable(0, 30 * SEC).expect("leader");
-            assert_eq!(h.call_until_ok(0, 1, Op::Write(1), 20 * SEC), Some(Outcome::Ok(None)));
+            assert_eq!(
+                h.call_until_ok(0, 1, Op::Write(1), 20 * SEC),
+                Some(Outcome::Ok(None))
+            );
             // Crash the leader first, then the other members in preference-list order.
             let mut victims = vec![l];
-            victims.extend(h.layout.groups[0].iter().map(|&m| usize::from(m)).filter(|&m| m != l));
+            victims.extend(
+                h.layout.groups[0]
+                    .iter()
+                    .map(|&m| usize::from(m))
+                    .filter(|&m| m != l),
+            );
             for &v in victims.iter().take(k) {
                 h.sim.crash(v, false);
             }
@@ -40,7 +58,17 @@ fn ops_succeed_iff_a_majority_is_up() {
 #[test]
 fn only_ensembles_without_a_majority_stop() {
     let (nodes, groups) = (7usize, 7usize);
-    let mut h = H::new(nodes, groups, 3, groups, 1000, Params::default(), 1.0, 3_000, 9);
+    let mut h = H::new(
+        nodes,
+        groups,
+        3,
+        groups,
+        1000,
+        Params::default(),
+        1.0,
+        3_000,
+        9,
+    );
     for g in 0..groups {
         h.wait_stable(g, 30 * SEC).expect("leader");
     }
@@ -48,19 +76,37 @@ fn only_ensembles_without_a_majority_stop() {
     let key_of: Vec<u32> = (0..groups)
         .map(|g| (0..1000).find(|&k| h.layout.group_of(Key(k)) == g).unwrap())
         .collect();
-    for g in 0..groups {
-        assert!(matches!(h.call_until_ok(g, key_of[g], Op::Write(7), 20 * SEC), Some(Outcome::Ok(_))));
+    for (g, &key) in key_of.iter().enumerate() {
+        assert!(matches!(
+            h.call_until_ok(g, key, Op::Write(7), 20 * SEC),
+            Some(Outcome::Ok(_))
+        ));
     }
     let crashed = [2usize, 3];
     for &c in &crashed {
         h.sim.crash(c, false);
     }
     h.run_for(SEC);
-    for g in 0..groups {
-        let down = h.layout.groups[g].iter().filter(|&&m| crashed.contains(&usize::from(m))).count();
-        let r = h.call_until_ok(g, key_of[g], Op::Cas { expected: 7, new: 8 }, 40 * SEC);
+    for (g, &key) in key_of.iter().enumerate() {
+        let down = h.layout.groups[g]
+            .iter()
+            .filter(|&&m| crashed.contains(&usize::from(m)))
+            .count();
+        let r = h.call_until_ok(
+            g,
+            key,
+            Op::Cas {
+                expected: 7,
+                new: 8,
+            },
+            40 * SEC,
+        );
         if down <= 1 {
-            assert_eq!(r, Some(Outcome::Ok(None)), "ensemble {g} ({down} members down)");
+            assert_eq!(
+                r,
+                Some(Outcome::Ok(None)),
+                "ensemble {g} ({down} members down)"
+            );
         } else {
             assert_eq!(r, None, "ensemble {g} ({down} members down)");
         }

@@ -45,19 +45,31 @@ fn ok_reads(h: &H, key: u32) -> Vec<Option<u64>> {
 fn basic() {
     let mut h = H::new(3, 1, 3, 1, 10, Params::default(), 1.0, 5_000, 1);
     let (l, e) = h.wait_stable(0, 30 * SEC).expect("leader");
-    assert_eq!(h.call_until_ok(0, 1, Op::Write(100), 20 * SEC), Some(Outcome::Ok(None)));
-    assert_eq!(h.call_until_ok(0, 1, Op::Read, 20 * SEC), Some(Outcome::Ok(Some(100))));
+    assert_eq!(
+        h.call_until_ok(0, 1, Op::Write(100), 20 * SEC),
+        Some(Outcome::Ok(None))
+    );
+    assert_eq!(
+        h.call_until_ok(0, 1, Op::Read, 20 * SEC),
+        Some(Outcome::Ok(Some(100)))
+    );
 
     h.sim.pause(l, 30 * SEC); // erlang:suspend_process(LeaderPid)
     let (l2, _) = wait_new_leader(&mut h, l, e, 30 * SEC);
     assert_ne!(l2, l);
-    assert_eq!(h.call_until_ok(0, 1, Op::Read, 30 * SEC), Some(Outcome::Ok(Some(100))));
+    assert_eq!(
+        h.call_until_ok(0, 1, Op::Read, 30 * SEC),
+        Some(Outcome::Ok(Some(100)))
+    );
 
     // resume_process: the old leader wakes up still "leading", fails its tick, steps down
     // and follows.
     let resume = h.now().max(30 * SEC) + 2 * SEC;
     h.run_until(resume);
-    assert_eq!(h.call_until_ok(0, 1, Op::Read, 30 * SEC), Some(Outcome::Ok(Some(100))));
+    assert_eq!(
+        h.call_until_ok(0, 1, Op::Read, 30 * SEC),
+        Some(Outcome::Ok(Some(100)))
+    );
     let (l3, _) = h.wait_stable(0, 30 * SEC).expect("stable after resume");
     assert_eq!(h.peer(l, 0).unwrap().fact.leader.map(usize::from), Some(l3));
     assert!(ok_reads(&h, 1).iter().all(|v| *v == Some(100)));
@@ -76,8 +88,14 @@ fn drop_write() {
             h.intercept(n, Intercept::DropPuts(true));
         }
     }
-    assert_eq!(h.call_until_ok(0, 7, Op::Write(70), 20 * SEC), Some(Outcome::Ok(None)));
-    assert_eq!(h.call_until_ok(0, 7, Op::Read, 20 * SEC), Some(Outcome::Ok(Some(70))));
+    assert_eq!(
+        h.call_until_ok(0, 7, Op::Write(70), 20 * SEC),
+        Some(Outcome::Ok(None))
+    );
+    assert_eq!(
+        h.call_until_ok(0, 7, Op::Read, 20 * SEC),
+        Some(Outcome::Ok(Some(70)))
+    );
     for n in 0..5 {
         if n != l {
             assert_eq!(h.local_obj(n, 7), None, "node {n} dropped the write");
@@ -100,7 +118,10 @@ fn drop_write() {
     let got = h.call_until_ok(0, 7, Op::Read, 120 * SEC);
     assert_eq!(got, Some(Outcome::Ok(Some(70))));
     let reads = ok_reads(&h, 7);
-    assert!(reads.iter().all(|v| *v == Some(70)), "a read returned {reads:?}");
+    assert!(
+        reads.iter().all(|v| *v == Some(70)),
+        "a read returned {reads:?}"
+    );
 }
 
 /// lease_test: trusted vs untrusted reads; failing check_epoch → timeout (info); lease 0.
@@ -108,34 +129,52 @@ fn drop_write() {
 fn lease() {
     let mut h = H::new(3, 1, 3, 1, 10, Params::default(), 1.0, 5_000, 3);
     h.wait_stable(0, 30 * SEC).expect("leader");
-    assert_eq!(h.call_until_ok(0, 1, Op::Write(5), 20 * SEC), Some(Outcome::Ok(None)));
+    assert_eq!(
+        h.call_until_ok(0, 1, Op::Write(5), 20 * SEC),
+        Some(Outcome::Ok(None))
+    );
 
     // Lease trusted: a fresh read needs no quorum.
     h.sync_after_tick(0);
     let before = h.stats();
-    assert_eq!(h.call(0, 1, Op::Read, 10 * SEC).map(|x| x.0), Some(Outcome::Ok(Some(5))));
+    assert_eq!(
+        h.call(0, 1, Op::Read, 10 * SEC).map(|x| x.0),
+        Some(Outcome::Ok(Some(5)))
+    );
     assert_eq!(sent(&h.stats(), &before, "check_epoch"), 0);
 
     // Lease not trusted: check_epoch to a quorum.
     h.intercept_all(Intercept::TrustLease(Some(false)));
     let before = h.stats();
-    assert_eq!(h.call(0, 1, Op::Read, 10 * SEC).map(|x| x.0), Some(Outcome::Ok(Some(5))));
+    assert_eq!(
+        h.call(0, 1, Op::Read, 10 * SEC).map(|x| x.0),
+        Some(Outcome::Ok(Some(5)))
+    );
     assert_eq!(sent(&h.stats(), &before, "check_epoch"), 2);
 
     // Not trusted, and followers nack the epoch check: {error, timeout} → info; the leader
     // steps down (request_failed).
     h.intercept_all(Intercept::CheckEpochFalse(true));
     let (l, e) = h.leader(0).unwrap();
-    assert_eq!(h.call(0, 1, Op::Read, 10 * SEC).map(|x| x.0), Some(Outcome::Info));
+    assert_eq!(
+        h.call(0, 1, Op::Read, 10 * SEC).map(|x| x.0),
+        Some(Outcome::Info)
+    );
     assert!(h.leader(0) != Some((l, e)), "the leader stepped down");
 
     // Trusted again (check_epoch still failing): leased reads work. The first read in the
     // new epoch rewrites (a quorum put, not a check_epoch), the second is leased.
     h.intercept_all(Intercept::TrustLease(None));
     h.wait_stable(0, 60 * SEC).expect("stable");
-    assert_eq!(h.call_until_ok(0, 1, Op::Read, 30 * SEC), Some(Outcome::Ok(Some(5))));
+    assert_eq!(
+        h.call_until_ok(0, 1, Op::Read, 30 * SEC),
+        Some(Outcome::Ok(Some(5)))
+    );
     h.sync_after_tick(0);
-    assert_eq!(h.call(0, 1, Op::Read, 10 * SEC).map(|x| x.0), Some(Outcome::Ok(Some(5))));
+    assert_eq!(
+        h.call(0, 1, Op::Read, 10 * SEC).map(|x| x.0),
+        Some(Outcome::Ok(Some(5)))
+    );
 
     // A zero lease is never valid: the read falls back to check_epoch, which fails.
     h.intercept_all(Intercept::LeaseMs(Some(0)));
@@ -147,8 +186,14 @@ fn lease() {
     // Intercept removed: all is well.
     h.intercept_all(Intercept::CheckEpochFalse(false));
     h.wait_stable(0, 60 * SEC).expect("stable");
-    assert_eq!(h.call_until_ok(0, 1, Op::Read, 30 * SEC), Some(Outcome::Ok(Some(5))));
-    assert_eq!(h.call_until_ok(0, 1, Op::Read, 30 * SEC), Some(Outcome::Ok(Some(5))));
+    assert_eq!(
+        h.call_until_ok(0, 1, Op::Read, 30 * SEC),
+        Some(Outcome::Ok(Some(5)))
+    );
+    assert_eq!(
+        h.call_until_ok(0, 1, Op::Read, 30 * SEC),
+        Some(Outcome::Ok(Some(5)))
+    );
     assert!(ok_reads(&h, 1).iter().all(|v| *v == Some(5)));
 }
 
@@ -162,7 +207,10 @@ fn read_tombstone() {
     };
     let mut h = H::new(3, 1, 3, 1, 10, p, 1.0, 10_000, 4);
     let (l, _) = h.wait_stable(0, 30 * SEC).expect("leader");
-    assert_eq!(h.call_until_ok(0, 1, Op::Read, 20 * SEC), Some(Outcome::Ok(None)));
+    assert_eq!(
+        h.call_until_ok(0, 1, Op::Read, 20 * SEC),
+        Some(Outcome::Ok(None))
+    );
     for n in 0..3 {
         assert_eq!(h.local_obj(n, 1), None, "node {n} has no tombstone");
     }
@@ -173,8 +221,15 @@ fn read_tombstone() {
     let (f1, f2) = (others[0], others[1]);
     h.sync_after_tick(0);
     h.sim.pause(f2, 2 * SEC);
-    assert_eq!(h.call(0, 2, Op::Read, 10 * SEC).map(|x| x.0), Some(Outcome::Ok(None)));
+    assert_eq!(
+        h.call(0, 2, Op::Read, 10 * SEC).map(|x| x.0),
+        Some(Outcome::Ok(None))
+    );
     h.run_for(3 * SEC);
     assert_eq!(h.local_obj(l, 2), Some(None), "leader has a tombstone");
-    assert_eq!(h.local_obj(f1, 2), Some(None), "active follower has a tombstone");
+    assert_eq!(
+        h.local_obj(f1, 2),
+        Some(None),
+        "active follower has a tombstone"
+    );
 }

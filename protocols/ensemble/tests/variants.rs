@@ -66,8 +66,14 @@ fn lease_pr49_makes_a_third_of_reads_pay_a_quorum() {
     for v in [Variant::Faithful, Variant::LeasePr49] {
         let mut h = H::new(3, 1, 3, 1, 10, params(v), 1.0, 5_000, 21);
         h.wait_stable(0, 30 * SEC).expect("leader");
-        assert_eq!(h.call_until_ok(0, 1, Op::Write(1), 20 * SEC), Some(Outcome::Ok(None)));
-        assert_eq!(h.call_until_ok(0, 1, Op::Read, 20 * SEC), Some(Outcome::Ok(Some(1))));
+        assert_eq!(
+            h.call_until_ok(0, 1, Op::Write(1), 20 * SEC),
+            Some(Outcome::Ok(None))
+        );
+        assert_eq!(
+            h.call_until_ok(0, 1, Op::Read, 20 * SEC),
+            Some(Outcome::Ok(Some(1)))
+        );
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let (mut checked, n) = (0, 300);
         for _ in 0..n {
@@ -83,8 +89,15 @@ fn lease_pr49_makes_a_third_of_reads_pay_a_quorum() {
         println!("{}: {checked}/{n} reads needed check_epoch", v.name());
         fraction.push(f);
     }
-    assert_eq!(fraction[0], 0.0, "faithful lease never lapses on a healthy leader");
-    assert!(fraction[1] > 0.2 && fraction[1] < 0.5, "lease_pr49: {}", fraction[1]);
+    assert_eq!(
+        fraction[0], 0.0,
+        "faithful lease never lapses on a healthy leader"
+    );
+    assert!(
+        fraction[1] > 0.2 && fraction[1] < 0.5,
+        "lease_pr49: {}",
+        fraction[1]
+    );
 }
 
 /// skip_rewrite: a new leader answers a get of a non-fresh key from whatever quorum it read
@@ -96,19 +109,32 @@ fn skip_rewrite_lets_reads_flip_flop() {
     for v in [Variant::Faithful, Variant::SkipRewrite] {
         let mut h = H::new(3, 1, 3, 1, 10, params(v), 1.0, 2_000, 31);
         let (a, _) = h.wait_stable(0, 30 * SEC).expect("leader");
-        assert_eq!(h.call_until_ok(0, 1, Op::Write(1), 20 * SEC), Some(Outcome::Ok(None)));
+        assert_eq!(
+            h.call_until_ok(0, 1, Op::Write(1), 20 * SEC),
+            Some(Outcome::Ok(None))
+        );
         h.sync_after_tick(0);
         // The leader is cut off; a write reaches only its own backend.
         let others: Vec<usize> = (0..3).filter(|&n| n != a).collect();
         let now = h.now();
-        h.sim.network_mut().partition(&[vec![a], others.clone()], now);
+        h.sim
+            .network_mut()
+            .partition(&[vec![a], others.clone()], now);
         let (o, _) = h.call(0, 1, Op::Write(2), 10 * SEC).unwrap();
-        assert_eq!(o, Outcome::Info, "{}: the minority write is unknown", v.name());
+        assert_eq!(
+            o,
+            Outcome::Info,
+            "{}: the minority write is unknown",
+            v.name()
+        );
         assert_eq!(h.local_obj(a, 1), Some(Some(2)));
         let l2 = wait_other_leader(&mut h, a, 60 * SEC);
         let f = *others.iter().find(|&&n| n != l2).unwrap();
         // Read 1: quorum {l2, f}.
-        assert_eq!(h.call_until_ok(0, 1, Op::Read, 30 * SEC), Some(Outcome::Ok(Some(1))));
+        assert_eq!(
+            h.call_until_ok(0, 1, Op::Read, 30 * SEC),
+            Some(Outcome::Ok(Some(1)))
+        );
         h.sim.network_mut().heal_all();
         h.wait_stable(0, 30 * SEC).expect("old leader follows");
         // Read 2: quorum {l2, a} (f cut off).
@@ -127,12 +153,22 @@ fn skip_rewrite_lets_reads_flip_flop() {
 
         match v {
             Variant::Faithful => {
-                assert_eq!((r2, r3), (Some(Outcome::Ok(Some(1))), Some(Outcome::Ok(Some(1)))));
+                assert_eq!(
+                    (r2, r3),
+                    (Some(Outcome::Ok(Some(1))), Some(Outcome::Ok(Some(1))))
+                );
                 assert!(bad_keys(&h.calls).is_empty());
             }
             _ => {
-                assert_eq!((r2, r3), (Some(Outcome::Ok(Some(2))), Some(Outcome::Ok(Some(1)))));
-                assert_eq!(bad_keys(&h.calls), vec![1], "v1, v2, v1 is not linearizable");
+                assert_eq!(
+                    (r2, r3),
+                    (Some(Outcome::Ok(Some(2))), Some(Outcome::Ok(Some(1))))
+                );
+                assert_eq!(
+                    bad_keys(&h.calls),
+                    vec![1],
+                    "v1, v2, v1 is not linearizable"
+                );
             }
         }
     }
@@ -147,7 +183,10 @@ fn volatile_fact_loses_writes_after_a_cluster_restart() {
         let mut h = H::new(3, 1, 3, 1, 10, params(v), 1.0, 2_000, 41);
         let (l, _) = h.wait_stable(0, 30 * SEC).expect("leader");
         depose(&mut h, l); // epoch 2
-        assert_eq!(h.call_until_ok(0, 1, Op::Write(1), 20 * SEC), Some(Outcome::Ok(None)));
+        assert_eq!(
+            h.call_until_ok(0, 1, Op::Write(1), 20 * SEC),
+            Some(Outcome::Ok(None))
+        );
         let e_before = h.leader(0).unwrap().1;
         for n in 0..3 {
             h.sim.crash(n, false);
@@ -157,17 +196,27 @@ fn volatile_fact_loses_writes_after_a_cluster_restart() {
             h.sim.restart(n);
         }
         let (m, e_after) = h.wait_stable(0, 60 * SEC).expect("leader after restart");
-        println!("{}: epoch {e_before} before the restart, {e_after} after", v.name());
+        println!(
+            "{}: epoch {e_before} before the restart, {e_after} after",
+            v.name()
+        );
         // Write v2 with one follower cut off: it keeps v1.
         let x = (0..3).find(|&n| n != m).unwrap();
         let now = h.now();
-        h.sim.network_mut().partition(&[vec![x], (0..3).filter(|&n| n != x).collect()], now);
-        assert_eq!(h.call_until_ok(0, 1, Op::Write(2), 30 * SEC), Some(Outcome::Ok(None)));
+        h.sim
+            .network_mut()
+            .partition(&[vec![x], (0..3).filter(|&n| n != x).collect()], now);
+        assert_eq!(
+            h.call_until_ok(0, 1, Op::Write(2), 30 * SEC),
+            Some(Outcome::Ok(None))
+        );
         h.sim.network_mut().heal_all();
         h.wait_stable(0, 30 * SEC).expect("stable");
         // Depose the leader; the new leader reads from a quorum that includes x.
         let now = h.now();
-        h.sim.network_mut().partition(&[vec![m], (0..3).filter(|&n| n != m).collect()], now);
+        h.sim
+            .network_mut()
+            .partition(&[vec![m], (0..3).filter(|&n| n != m).collect()], now);
         wait_other_leader(&mut h, m, 60 * SEC);
         let r = h.call_until_ok(0, 1, Op::Read, 30 * SEC);
         h.sim.network_mut().heal_all();
@@ -179,7 +228,11 @@ fn volatile_fact_loses_writes_after_a_cluster_restart() {
             }
             _ => {
                 assert!(e_after < e_before, "epochs restarted");
-                assert_eq!(r, Some(Outcome::Ok(Some(1))), "the acknowledged write of 2 is lost");
+                assert_eq!(
+                    r,
+                    Some(Outcome::Ok(Some(1))),
+                    "the acknowledged write of 2 is lost"
+                );
                 assert_eq!(bad_keys(&h.calls), vec![1]);
             }
         }
@@ -195,8 +248,14 @@ fn a_slow_leader_clock_breaks_the_lease() {
     for rate in [1.0, 0.02] {
         let mut h = H::new(3, 2, 3, 1, 10, Params::default(), 1.0, 1_000, 51);
         let (a, _) = h.wait_stable(0, 30 * SEC).expect("leader");
-        assert_eq!(h.call_until_ok(0, 1, Op::Write(1), 20 * SEC), Some(Outcome::Ok(None)));
-        assert_eq!(h.call_until_ok(0, 1, Op::Read, 20 * SEC), Some(Outcome::Ok(Some(1))));
+        assert_eq!(
+            h.call_until_ok(0, 1, Op::Write(1), 20 * SEC),
+            Some(Outcome::Ok(None))
+        );
+        assert_eq!(
+            h.call_until_ok(0, 1, Op::Read, 20 * SEC),
+            Some(Outcome::Ok(Some(1)))
+        );
         h.sync_after_tick(0);
         h.sim.set_clock_rate(a, rate);
         // Client 0 stays with the old leader, client 1 with the others.
@@ -207,7 +266,10 @@ fn a_slow_leader_clock_breaks_the_lease() {
         let now = h.now();
         h.sim.network_mut().partition(&[vec![a, c0], side_b], now);
         wait_other_leader(&mut h, a, 60 * SEC);
-        assert_eq!(h.call_until_ok(1, 1, Op::Write(2), 30 * SEC), Some(Outcome::Ok(None)));
+        assert_eq!(
+            h.call_until_ok(1, 1, Op::Write(2), 30 * SEC),
+            Some(Outcome::Ok(None))
+        );
         let (o, _) = h.call(0, 1, Op::Read, 5 * SEC).unwrap();
         println!("clock rate {rate}: the old leader answers {o:?}");
         match rate {

@@ -56,21 +56,21 @@ fn check_key(mut ops: Vec<LOp>, budget: usize) -> Option<bool> {
             .map(|i| ops[i].ret)
             .min()
             .unwrap_or(u64::MAX);
-        for i in p..n {
-            if ops[i].invoke >= min_ret {
+        for (i, o) in ops.iter().enumerate().skip(p) {
+            if o.invoke >= min_ret {
                 break; // sorted by invoke; an op that returned at t precedes one invoked at t
             }
             if is_done(i) {
                 continue;
             }
-            if let Some(next) = step(&ops[i], cur) {
+            if let Some(next) = step(o, cur) {
                 let mut a = above.clone();
                 a.insert(i);
                 let mut p2 = p;
                 while a.remove(&p2) {
                     p2 += 1;
                 }
-                let k2 = k + usize::from(ops[i].ret != u64::MAX);
+                let k2 = k + usize::from(o.ret != u64::MAX);
                 stack.push((p2, a, next, k2));
             }
         }
@@ -132,6 +132,9 @@ pub fn check(calls: &[Call]) -> (Vec<u32>, Vec<u32>) {
 /// The keys found not linearizable (a budget overrun counts as a failure to check).
 pub fn bad_keys(calls: &[Call]) -> Vec<u32> {
     let (bad, unknown) = check(calls);
-    assert!(unknown.is_empty(), "linearizability search too large for keys {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "linearizability search too large for keys {unknown:?}"
+    );
     bad
 }

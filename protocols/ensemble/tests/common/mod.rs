@@ -5,8 +5,10 @@ pub mod lin;
 
 use quorumlab_ensemble::{node_state, Ensemble, Intercept, Msg, Params, Peer, Proc, Role};
 use quorumlab_kv::{ClientConfig, Key, KvProtocol, Layout, Op, Outcome, Request, Value, Wire};
+use quorumlab_sim::{
+    Latency, LinkModel, Nanos, NetStats, Network, RunStop, Seeds, Sim, Stream, MS, SEC,
+};
 use stateright::actor::Id;
-use quorumlab_sim::{Latency, LinkModel, Nanos, NetStats, Network, RunStop, Seeds, Sim, Stream, MS, SEC};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -52,7 +54,9 @@ impl H {
             latency: Latency::Constant { ms: d_ms },
             ..LinkModel::default()
         };
-        Self::with_link(nodes, clients, replicas, groups, keys, params, link, timeout_ms, seed)
+        Self::with_link(
+            nodes, clients, replicas, groups, keys, params, link, timeout_ms, seed,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
