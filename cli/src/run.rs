@@ -26,19 +26,53 @@ pub struct RunArgs {
     /// Override any spec value: --set workload.clients=10 --set network.loss=0.01
     #[arg(long = "set", value_name = "PATH=VALUE")]
     pub sets: Vec<String>,
+    /// Reduced scale: apply the spec's own `quick` overrides (shorter durations; every check
+    /// and expectation still runs).
+    #[arg(long)]
+    pub quick: bool,
 }
 
 /// Reads the spec named on the command line (or the default), with overrides.
 pub fn load_spec(path: Option<&Path>, sets: &[String]) -> Result<Spec, CliError> {
-    match path {
-        None => Spec::default_with(sets),
-        Some(p) => {
-            let text = fs::read_to_string(p)
-                .map_err(|e| CliError::BadInput(format!("{}: {e}", p.display())))?;
-            Spec::parse(&text, &p.display().to_string(), sets)
-        }
+    load_spec_quick(path, sets, false)
+}
+
+/// Reads a spec; with `quick`, the spec's own `quick` overrides come first and the command
+/// line's `--set`s after them (so they win).
+pub fn load_spec_quick(
+    path: Option<&Path>,
+    sets: &[String],
+    quick: bool,
+) -> Result<Spec, CliError> {
+    let (text, name) = match path {
+        None => (
+            quorumlab_workloads::DEFAULT_SPEC.to_string(),
+            "<default spec>".to_string(),
+        ),
+        Some(p) => (
+            fs::read_to_string(p)
+                .map_err(|e| CliError::BadInput(format!("{}: {e}", p.display())))?,
+            p.display().to_string(),
+        ),
+    };
+    let bad = |e: quorumlab_workloads::SpecError| CliError::BadInput(e.to_string());
+    let spec = Spec::parse(&text, &name, sets).map_err(bad)?;
+    if !quick || spec.quick.is_empty() {
+        return Ok(spec);
     }
-    .map_err(|e| CliError::BadInput(e.to_string()))
+    let all: Vec<String> = spec.quick.iter().chain(sets).cloned().collect();
+    Spec::parse(&text, &name, &all).map_err(bad)
+}
+
+/// Evaluates the spec's expectations for one protocol's summary; prints each verdict.
+/// Returns whether all held.
+pub fn check_expectations(spec: &Spec, summary: &Summary) -> bool {
+    let value = serde_json::to_value(summary).expect("summary serializes");
+    let outcomes = quorumlab_workloads::evaluate(&spec.expect, &summary.protocol, &value);
+    for o in &outcomes {
+        println!("  expect {o}");
+    }
+    outcomes.iter().all(|o| o.holds)
 }
 
 /// Runs one protocol on a spec with a progress bar; returns the output and the wall time.
@@ -125,7 +159,7 @@ fn print_summary(dir: &Path, s: &Summary) {
 }
 
 pub fn run_command(args: &RunArgs) -> Result<ExitCode, CliError> {
-    let spec = load_spec(args.spec.as_deref(), &args.sets)?;
+    let spec = load_spec_quick(args.spec.as_deref(), &args.sets, args.quick)?;
     let dir = args
         .out
         .clone()
@@ -133,7 +167,12 @@ pub fn run_command(args: &RunArgs) -> Result<ExitCode, CliError> {
     let (out, wall) = execute(&spec, &args.protocol, args.seed)?;
     let summary = write_run_dir(&dir, &spec, &out, wall)?;
     print_summary(&dir, &summary);
-    Ok(ExitCode::SUCCESS)
+    if check_expectations(&spec, &summary) {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("error: an expectation of the experiment failed (see above)");
+        Ok(ExitCode::from(1))
+    }
 }
 
 pub fn check_command(
@@ -150,7 +189,9 @@ pub fn check_command(
     };
     let timeout = match timeout {
         Some(t) if !(t.is_finite() && t > 0.0) => {
-            return Err(CliError::BadInput(format!("--timeout must be > 0 seconds, got {t}")))
+            return Err(CliError::BadInput(format!(
+                "--timeout must be > 0 seconds, got {t}"
+            )))
         }
         t => t.map(std::time::Duration::from_secs_f64),
     };

@@ -5,11 +5,13 @@
 //! protocol by name.
 
 pub mod driver;
+pub mod expect;
 pub mod generator;
 pub mod network;
 pub mod registry;
 pub mod spec;
 
 pub use driver::{run, FaultRecord, LeaderChange, RunOptions, RunOutput};
+pub use expect::{evaluate, ExpectOutcome};
 pub use registry::{protocols, run_named};
 pub use spec::{Spec, SpecError, DEFAULT_SPEC};

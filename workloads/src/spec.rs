@@ -33,6 +33,10 @@ pub struct Spec {
     /// Assertions on summary figures (checked by the CLI).
     #[serde(default)]
     pub expect: Vec<Expectation>,
+    /// Overrides (`path=value`, as for `--set`) applied by `--quick`: a reduced scale for CI
+    /// that shortens durations but keeps every check.
+    #[serde(default)]
+    pub quick: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -225,6 +229,7 @@ pub struct ProtocolParams {
     pub single: quorumlab_single::Params,
     pub raft: quorumlab_raft::Params,
     pub ensemble: quorumlab_ensemble::Params,
+    pub openraft: quorumlab_openraft::Params,
 }
 
 /// A fault at a time.
