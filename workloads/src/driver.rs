@@ -103,6 +103,39 @@ struct ClientSlot {
     outstanding: Option<(Request, Nanos)>,
 }
 
+/// Jepsen's bridge over nodes in `order`: two halves that cannot talk to each other, and the
+/// middle node that talks to both. Returns the directed links to cut.
+pub fn bridge_cuts(order: &[usize]) -> Vec<(usize, usize)> {
+    let mid = order.len() / 2;
+    let (left, right) = (&order[..mid], &order[mid + 1..]);
+    let mut cuts = Vec::new();
+    for &a in left {
+        for &b in right {
+            cuts.push((a, b));
+            cuts.push((b, a));
+        }
+    }
+    cuts
+}
+
+/// Jepsen's majorities ring over nodes in `order`: each node keeps links to ring neighbours
+/// within distance d = ⌈⌊n/2⌋/2⌉, so it sees 2d+1 ≥ a majority, and no two nodes see the same
+/// majority. Returns the directed links to cut, and d.
+pub fn ring_cuts(order: &[usize]) -> (Vec<(usize, usize)>, usize) {
+    let n = order.len();
+    let d = (n / 2).div_ceil(2).max(1);
+    let mut cuts = Vec::new();
+    for i in 0..n {
+        for j in 0..n {
+            let dist = (i + n - j) % n;
+            if dist.min(n - dist) > d {
+                cuts.push((order[i], order[j]));
+            }
+        }
+    }
+    (cuts, d)
+}
+
 /// Milliseconds (f64, from a spec) to virtual nanoseconds.
 pub fn ms(x: f64) -> Nanos {
     (x * MS as f64).round().max(0.0) as Nanos
@@ -344,32 +377,18 @@ impl<P: KvProtocol> Driver<'_, P> {
             }
             Fault::Bridge => {
                 let v = self.servers_shuffled();
-                let n = v.len();
-                let mid = n / 2;
-                let (left, right) = (v[..mid].to_vec(), v[mid + 1..].to_vec());
-                for &a in &left {
-                    for &b in &right {
-                        self.sim.network_mut().cut(a, b, now);
-                        self.sim.network_mut().cut(b, a, now);
-                    }
+                for (a, b) in bridge_cuts(&v) {
+                    self.sim.network_mut().cut(a, b, now);
                 }
-                let d = format!("bridge through {}", self.node_name(v[mid]));
-                self.log_fault(kind, d, vec![v[mid]], false);
+                let mid = v[v.len() / 2];
+                let d = format!("bridge through {}", self.node_name(mid));
+                self.log_fault(kind, d, vec![mid], false);
             }
             Fault::Ring => {
                 let v = self.servers_shuffled();
-                let n = v.len();
-                // Each node keeps links to ring neighbours within distance d, so it sees
-                // 2d+1 >= a majority, and no two nodes see the same majority.
-                let d = (n / 2).div_ceil(2).max(1);
-                for i in 0..n {
-                    for j in 0..n {
-                        let dist = (i + n - j) % n;
-                        let dist = dist.min(n - dist);
-                        if dist > d {
-                            self.sim.network_mut().cut(v[i], v[j], now);
-                        }
-                    }
+                let (cuts, d) = ring_cuts(&v);
+                for (a, b) in cuts {
+                    self.sim.network_mut().cut(a, b, now);
                 }
                 let order: Vec<String> = v.iter().map(|&i| self.node_name(i)).collect();
                 self.log_fault(
@@ -735,4 +754,49 @@ pub fn run<P: KvProtocol>(
         key_groups,
         skipped_arrivals: d.skipped,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn visible(n: usize, cuts: &[(usize, usize)]) -> Vec<BTreeSet<usize>> {
+        (0..n)
+            .map(|a| (0..n).filter(|&b| !cuts.contains(&(a, b))).collect())
+            .collect()
+    }
+
+    #[test]
+    fn majorities_ring_gives_every_node_a_different_majority() {
+        for n in [3usize, 5, 7, 9] {
+            let order: Vec<usize> = (0..n).rev().collect();
+            let (cuts, _) = ring_cuts(&order);
+            let views = visible(n, &cuts);
+            for v in &views {
+                assert!(v.len() > n / 2, "n={n}: a node sees only {v:?}");
+            }
+            if n >= 5 {
+                let distinct: BTreeSet<_> = views.iter().collect();
+                assert_eq!(distinct.len(), n, "n={n}: majorities must differ");
+                assert!(
+                    views.iter().all(|v| v.len() < n),
+                    "n={n}: nobody sees everyone"
+                );
+            }
+            // symmetric
+            for &(a, b) in &cuts {
+                assert!(cuts.contains(&(b, a)));
+            }
+        }
+    }
+
+    #[test]
+    fn bridge_has_one_node_seeing_both_halves() {
+        let order = vec![4, 2, 0, 1, 3];
+        let views = visible(5, &bridge_cuts(&order));
+        assert_eq!(views[0].len(), 5, "the bridge node sees everyone");
+        assert_eq!(views[4], BTreeSet::from([4, 2, 0]));
+        assert_eq!(views[3], BTreeSet::from([0, 1, 3]));
+    }
 }

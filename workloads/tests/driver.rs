@@ -183,3 +183,44 @@ fn written_values_are_unique() {
         }
     }
 }
+
+#[test]
+fn region_model_sets_half_the_rtt() {
+    let spec = Spec::parse(
+        r#"
+[cluster]
+nodes = 3
+replicas = 3
+[workload]
+clients = 1
+[network.regions]
+names = ["us", "eu"]
+rtt_ms = [[1.0, 80.0], [80.0, 1.0]]
+nodes = ["us", "us", "eu"]
+clients = ["eu"]
+"#,
+        "regions.toml",
+        &[],
+    )
+    .unwrap();
+    let links = quorumlab_workloads::network::link_models(&spec);
+    let n = 4;
+    let lat = |a: usize, b: usize| links[a * n + b].latency.mean_ms();
+    assert_eq!(lat(0, 1), 0.5);
+    assert_eq!(lat(0, 2), 40.0);
+    assert_eq!(lat(3, 2), 0.5, "the client is in eu");
+    assert_eq!(lat(3, 0), 40.0);
+    assert_eq!(lat(1, 1), 0.0, "no network to oneself");
+}
+
+#[test]
+fn unknown_region_is_a_spec_error() {
+    let e = Spec::parse(
+        "[cluster]\nnodes = 1\nreplicas = 1\n[network.regions]\nnames = [\"us\"]\nrtt_ms = [[1.0]]\nnodes = [\"mars\"]\nclients = [\"us\"]\n",
+        "r.toml",
+        &[],
+    )
+    .unwrap_err();
+    assert!(e.msg.contains("mars"), "{e}");
+    assert_eq!(e.line, Some(4));
+}
