@@ -134,6 +134,9 @@ enum Next<M, T> {
     Timer(usize, T, Nanos),
 }
 
+/// The next thing to happen and when.
+type Due<P> = (Nanos, Next<<P as Process>::Msg, <P as Process>::Timer>);
+
 /// Why [`Sim::run_until`] returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunStop {
@@ -316,7 +319,7 @@ impl<P: Process> Sim<P> {
         }
     }
 
-    fn pop(&mut self) -> Option<(Nanos, Next<P::Msg, P::Timer>)> {
+    fn pop(&mut self) -> Option<Due<P>> {
         let m = self.queue.peek().map(|i| (i.time, i.seq));
         let t = self.timer_q.first_key_value().map(|(k, _)| *k);
         let timer_first = match (m, t) {
