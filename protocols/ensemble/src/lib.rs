@@ -31,7 +31,7 @@ pub use peer::{
     Worker,
 };
 pub use server::{NodeSt, Server};
-pub use store::{NodeDurable, PeerDurable, Rec, Store, BUCKETS};
+pub use store::{NodeDurable, PeerDurable, Rec, Store, FAN};
 
 use quorumlab_kv::{ClientConfig, KvClient, KvNode, KvProtocol, Layout, NodeState};
 use quorumlab_sim::ActorProcess;

@@ -3,16 +3,18 @@
 //!
 //! Saving must stay cheap for millions of simulated events: the simulator's `Save` replaces the
 //! node's whole storage, so the storage is a vector of `Arc`s (one per hosted peer), and each
-//! peer's objects are split into `BUCKETS` `Arc`ed maps. A write clones one small bucket (the
-//! previous storage still shares the old one) and a save clones one `Arc` per hosted peer.
+//! peer's objects live in a small persistent trie of `Arc`ed nodes. A write copies one path of
+//! the trie (the previous storage still shares the rest) and a save clones one `Arc` per
+//! hosted peer.
 
 use crate::msg::{Ens, Fact, Obj, Version};
+use quorumlab_kv::layout::ring_hash;
 use quorumlab_kv::Key;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Buckets per peer store.
-pub const BUCKETS: usize = 16;
+/// Fan-out of each level of a peer store (three levels: 4096 leaves).
+pub const FAN: usize = 16;
 
 /// What a peer keeps about one key: the backend object (riak's basic backend) and the
 /// version its integrity tree records (riak's synctree, reduced to key → version).
@@ -22,31 +24,49 @@ pub struct Rec {
     pub known: Option<Version>,
 }
 
-/// A peer's key → record map, bucketed for cheap copy-on-write.
+type Leaf = BTreeMap<Key, Rec>;
+type Mid = Vec<Arc<Leaf>>;
+type Top = Vec<Arc<Mid>>;
+
+/// A peer's key → record map: a three-level trie of `Arc`ed nodes (16 × 16 × 16 leaves,
+/// each a small map), allocated on first use. A write copies one path (three 16-entry
+/// vectors and one leaf) instead of the whole map, so saving after every write stays cheap
+/// however many keys a peer holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Store {
-    buckets: Vec<Arc<BTreeMap<Key, Rec>>>,
+    root: Vec<Arc<Top>>,
+}
+
+fn slots(key: Key) -> (usize, usize, usize) {
+    let h = ring_hash(u64::from(key.0)) as usize;
+    (h % FAN, (h / FAN) % FAN, (h / (FAN * FAN)) % FAN)
 }
 
 impl Store {
-    fn bucket(key: Key) -> usize {
-        key.0 as usize % BUCKETS
-    }
-
     pub fn get(&self, key: Key) -> Rec {
-        self.buckets
-            .get(Self::bucket(key))
-            .and_then(|b| b.get(&key).copied())
+        let (a, b, c) = slots(key);
+        self.root
+            .get(a)
+            .and_then(|t| t.get(b))
+            .and_then(|m| m.get(c))
+            .and_then(|l| l.get(&key).copied())
             .unwrap_or_default()
     }
 
     fn entry(&mut self, key: Key) -> &mut Rec {
-        if self.buckets.is_empty() {
-            self.buckets = (0..BUCKETS).map(|_| Arc::new(BTreeMap::new())).collect();
+        let (a, b, c) = slots(key);
+        if self.root.is_empty() {
+            self.root = (0..FAN).map(|_| Arc::new(Vec::new())).collect();
         }
-        Arc::make_mut(&mut self.buckets[Self::bucket(key)])
-            .entry(key)
-            .or_default()
+        let top = Arc::make_mut(&mut self.root[a]);
+        if top.is_empty() {
+            *top = (0..FAN).map(|_| Arc::new(Vec::new())).collect();
+        }
+        let mid = Arc::make_mut(&mut top[b]);
+        if mid.is_empty() {
+            *mid = (0..FAN).map(|_| Arc::new(BTreeMap::new())).collect();
+        }
+        Arc::make_mut(&mut mid[c]).entry(key).or_default()
     }
 
     /// The backend stores `obj`.
@@ -59,15 +79,22 @@ impl Store {
         self.entry(key).known = Some(version);
     }
 
-    /// Every record, in key order within buckets (for tests and inspection).
+    /// Every record (in trie order; for tests and inspection).
     pub fn iter(&self) -> impl Iterator<Item = (Key, Rec)> + '_ {
-        self.buckets
+        self.root
             .iter()
-            .flat_map(|b| b.iter().map(|(k, r)| (*k, *r)))
+            .flat_map(|t| t.iter())
+            .flat_map(|m| m.iter())
+            .flat_map(|l| l.iter().map(|(k, r)| (*k, *r)))
     }
 
     pub fn len(&self) -> usize {
-        self.buckets.iter().map(|b| b.len()).sum()
+        self.root
+            .iter()
+            .flat_map(|t| t.iter())
+            .flat_map(|m| m.iter())
+            .map(|l| l.len())
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
