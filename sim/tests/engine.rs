@@ -270,3 +270,51 @@ proptest! {
         prop_assert_eq!(late, 0);
     }
 }
+
+/// An actor that asks for a random choice at start and reports what it got.
+#[derive(Clone, Debug)]
+struct Chooser;
+
+impl Actor for Chooser {
+    type Msg = M;
+    type Timer = ();
+    type State = Option<u64>;
+    type Storage = ();
+    type Random = u64;
+
+    fn on_start(&self, _id: Id, _s: &Option<()>, o: &mut Out<Self>) -> Option<u64> {
+        o.choose_random("pick", vec![10, 20, 30]);
+        None
+    }
+
+    fn on_random(&self, _id: Id, state: &mut Cow<Option<u64>>, r: &u64, o: &mut Out<Self>) {
+        *state.to_mut() = Some(*r);
+        o.send(driver(), M::Report("random", *r));
+    }
+}
+
+#[test]
+fn choose_random_resolves_with_the_node_stream_at_the_same_instant() {
+    let picks: Vec<u64> = (0..40)
+        .map(|seed| {
+            let seeds = Seeds::new(seed);
+            let mut s = Sim::new(
+                vec![ActorProcess::new(Chooser)],
+                Network::uniform(1, constant(1.0), seeds.rng(Stream::Network)),
+                seeds,
+            );
+            s.start_all();
+            s.run_until(0);
+            let out = s.take_outbox();
+            assert_eq!(s.now(), 0);
+            match out.as_slice() {
+                [(_, M::Report("random", v))] => *v,
+                other => panic!("{other:?}"),
+            }
+        })
+        .collect();
+    assert!(picks.iter().all(|p| [10, 20, 30].contains(p)));
+    for v in [10, 20, 30] {
+        assert!(picks.contains(&v), "{v} never chosen in 40 seeds");
+    }
+}
