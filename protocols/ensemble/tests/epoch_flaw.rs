@@ -86,9 +86,9 @@ fn crash_before_the_first_commit_gives_two_leaders_of_one_epoch() {
     // is accepted by x, which now follows l.
     h.run_until(pause_end);
     let end = h.now() + 5 * SEC;
-    while !h
+    while h
         .peer(x, 0)
-        .is_some_and(|p| p.fact.leader == Some(Id::from(l)))
+        .is_none_or(|p| p.fact.leader != Some(Id::from(l)))
     {
         assert!(h.sim.step() && h.now() < end, "x never follows l");
     }
