@@ -174,6 +174,11 @@ pub fn compare_html(dir: &Path, spec: &Spec, seed: u64, runs: &[CompareRun]) -> 
         })
         .collect();
     b += &figure(&plots::cdf("Latency CDF of ok ops (all op types)", &series, 360));
+    b += &figure(&plots::tail(
+        "Latency tail: fraction of ok ops slower than a latency",
+        &series,
+        300,
+    ));
     let ops: BTreeSet<&String> = runs
         .iter()
         .flat_map(|r| r.summary.latency_us.keys())
@@ -261,11 +266,11 @@ pub fn compare_html(dir: &Path, spec: &Spec, seed: u64, runs: &[CompareRun]) -> 
     let ymax = runs
         .iter()
         .flat_map(|r| {
-            let w = r.metrics.bucket_ns as f64 / 1e9;
-            r.metrics
-                .timeline
-                .iter()
-                .map(move |b| b.completed() as f64 / w)
+            let full = r.metrics.bucket_ns as f64 / 1e9 * 0.5;
+            run_report::outcome_buckets(&r.metrics)
+                .into_iter()
+                .filter(move |b| b.width_s >= full)
+                .map(|b| b.total() as f64 / b.width_s.max(1e-9))
         })
         .fold(0.0, f64::max)
         * 1.15;

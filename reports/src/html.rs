@@ -38,11 +38,12 @@ th, td { border-bottom: 1px solid #e2e2e2; padding: 4px 10px; text-align: right;
 th { background: #f2f2f0; font-weight: 600; }
 td.l, th.l { text-align: left; }
 .cards { display: flex; flex-wrap: wrap; gap: 10px; margin: 12px 0; }
-.card { border: 1px solid #ddd; border-radius: 6px; padding: 8px 14px; min-width: 120px; }
-.card .v { font-size: 21px; font-weight: 600; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: 8px 12px; flex: 1 1 100px; }
+.card .v { font-size: 19px; font-weight: 600; white-space: nowrap; }
 .card .k { font-size: 12.5px; color: #555; }
 .swatch { display: inline-block; width: 12px; height: 12px; border-radius: 2px;
           margin-right: 6px; vertical-align: -1px; }
+.tag { white-space: nowrap; }
 .good { color: #1e7b45; font-weight: 600; }
 .bad { color: #c0282d; font-weight: 600; }
 .unknown { color: #9a6b00; font-weight: 600; }
@@ -65,20 +66,51 @@ pub fn page(title: &str, body: &str) -> String {
     )
 }
 
-/// A table: header cells, then rows; cells are HTML (already escaped). The first column is
-/// left-aligned.
+/// Whether a cell (HTML) reads as a number, so that it is right-aligned.
+fn numeric(cell: &str) -> bool {
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in cell.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.trim()
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_digit() || "–-+.".contains(c))
+}
+
+/// A table: header cells, then rows; cells are HTML (already escaped). Columns whose first
+/// row reads as a number are right-aligned, the others left-aligned.
 pub fn table(head: &[&str], rows: &[Vec<String>]) -> String {
+    let right: Vec<bool> = (0..head.len())
+        .map(|i| rows.first().and_then(|r| r.get(i)).is_some_and(|c| numeric(c)))
+        .collect();
+    let cls = |i: usize, cell: &str| {
+        if right.get(i).copied().unwrap_or(false) || (numeric(cell) && i > 0) {
+            ""
+        } else {
+            " class=\"l\""
+        }
+    };
     let mut s = String::from("<table>\n<tr>");
     for (i, h) in head.iter().enumerate() {
-        let cls = if i == 0 { " class=\"l\"" } else { "" };
-        let _ = write!(s, "<th{cls}>{h}</th>");
+        let c = if right.get(i).copied().unwrap_or(false) {
+            ""
+        } else {
+            " class=\"l\""
+        };
+        let _ = write!(s, "<th{c}>{h}</th>");
     }
     s.push_str("</tr>\n");
     for r in rows {
         s.push_str("<tr>");
         for (i, c) in r.iter().enumerate() {
-            let cls = if i == 0 { " class=\"l\"" } else { "" };
-            let _ = write!(s, "<td{cls}>{c}</td>");
+            let _ = write!(s, "<td{}>{c}</td>", cls(i, c));
         }
         s.push_str("</tr>\n");
     }
@@ -89,7 +121,7 @@ pub fn table(head: &[&str], rows: &[Vec<String>]) -> String {
 /// A colored square and the protocol's name.
 pub fn protocol_tag(name: &str) -> String {
     format!(
-        "<span class=\"swatch\" style=\"background:{}\"></span>{}",
+        "<span class=\"tag\"><span class=\"swatch\" style=\"background:{}\"></span>{}</span>",
         style::hex(style::protocol_color(name)),
         esc(name)
     )
@@ -112,7 +144,7 @@ pub fn num(x: f64) -> String {
         let s = i.abs().to_string();
         let mut out = String::new();
         for (k, ch) in s.chars().enumerate() {
-            if k > 0 && (s.len() - k) % 3 == 0 {
+            if k > 0 && (s.len() - k).is_multiple_of(3) {
                 out.push('\u{2009}');
             }
             out.push(ch);

@@ -31,7 +31,10 @@ pub const SCATTER_CAP: usize = 4000;
 pub struct Bucket {
     pub start_ns: u64,
     pub ok: u64,
+    /// Every `fail`, including those counted in `fail_precondition`.
     pub fail: u64,
+    /// `fail`s because a cas/create precondition was false (definite answers).
+    pub fail_precondition: u64,
     pub info: u64,
 }
 
@@ -107,6 +110,8 @@ pub struct ScatterPoint {
     pub invoke_ns: u64,
     pub latency_ns: u64,
     pub outcome: EventType,
+    /// A `fail` because a cas/create precondition was false.
+    pub precondition: bool,
 }
 
 /// Everything the per-run figures need.
@@ -237,7 +242,12 @@ pub fn timeline(ops: &[OpRecord], span_ns: u64, bucket_ns: u64) -> Vec<Bucket> {
         let i = ((t / bucket_ns) as usize).min(n - 1);
         match kind {
             EventType::Ok => b[i].ok += 1,
-            EventType::Fail => b[i].fail += 1,
+            EventType::Fail => {
+                b[i].fail += 1;
+                if o.is_precondition_fail() {
+                    b[i].fail_precondition += 1;
+                }
+            }
             EventType::Info => b[i].info += 1,
             EventType::Invoke => {}
         }
@@ -425,31 +435,53 @@ pub fn cdf_points(h: &Histogram<u64>) -> Vec<(f64, f64)> {
     pts
 }
 
-/// Up to `cap` points, keeping fail and info ops preferentially, each class thinned evenly.
+/// Up to `cap` points, each outcome class (ok, fail with a false precondition, other fail,
+/// info) thinned evenly in proportion to its size, but rare classes keep at least `cap / 10`
+/// points (all of them when they have fewer).
 pub fn downsample(points: &[ScatterPoint], cap: usize) -> Vec<ScatterPoint> {
     if points.len() <= cap {
         return points.to_vec();
     }
-    let class = |k: EventType| -> Vec<ScatterPoint> {
-        points.iter().filter(|p| p.outcome == k).copied().collect()
-    };
-    let (ok, fail, info) = (
-        class(EventType::Ok),
-        class(EventType::Fail),
-        class(EventType::Info),
-    );
-    let keep_fail = fail.len().min(cap / 4);
-    let keep_info = info.len().min(cap / 4);
-    let keep_ok = ok.len().min(cap - keep_fail - keep_info);
+    let classes: Vec<Vec<ScatterPoint>> = [
+        (EventType::Ok, false),
+        (EventType::Fail, true),
+        (EventType::Fail, false),
+        (EventType::Info, false),
+    ]
+    .iter()
+    .map(|&(k, pre)| {
+        points
+            .iter()
+            .filter(|p| p.outcome == k && (k != EventType::Fail || p.precondition == pre))
+            .copied()
+            .collect()
+    })
+    .collect();
+    let total = points.len();
+    let mut keep: Vec<usize> = classes
+        .iter()
+        .map(|c| {
+            let share = (cap as f64 * c.len() as f64 / total as f64).round() as usize;
+            share.max((cap / 10).min(c.len())).min(c.len())
+        })
+        .collect();
+    // Give back the excess from the largest class.
+    let sum: usize = keep.iter().sum();
+    if sum > cap {
+        let big = (0..keep.len()).max_by_key(|&i| keep[i]).unwrap_or(0);
+        keep[big] = keep[big].saturating_sub(sum - cap);
+    }
     let thin = |v: &[ScatterPoint], k: usize| -> Vec<ScatterPoint> {
         if k >= v.len() {
             return v.to_vec();
         }
         (0..k).map(|i| v[i * v.len() / k]).collect()
     };
-    let mut out = thin(&ok, keep_ok);
-    out.extend(thin(&fail, keep_fail));
-    out.extend(thin(&info, keep_info));
+    let mut out: Vec<ScatterPoint> = classes
+        .iter()
+        .zip(&keep)
+        .flat_map(|(c, &k)| thin(c, k))
+        .collect();
     out.sort_by_key(|p| (p.invoke_ns, p.latency_ns));
     out
 }
@@ -513,6 +545,7 @@ impl RunMetrics {
                 invoke_ns: o.invoke_ns,
                 latency_ns: lat,
                 outcome: kind,
+                precondition: o.is_precondition_fail(),
             });
             let measured = o.invoke_ns >= run.measure_from_ns && o.invoke_ns < run.measure_to_ns;
             if measured && kind == EventType::Ok {

@@ -17,6 +17,9 @@ pub struct OpRecord {
     pub outcome: Option<EventType>,
     /// The completion's value (the invocation's if it never completed).
     pub value: serde_json::Value,
+    /// The completion's error, e.g. `"precondition"` on a cas/create `fail` whose precondition
+    /// was false.
+    pub error: Option<String>,
 }
 
 impl OpRecord {
@@ -25,6 +28,10 @@ impl OpRecord {
     }
     pub fn is_ok(&self) -> bool {
         self.outcome == Some(EventType::Ok)
+    }
+    /// A `fail` because a cas/create precondition was false: a definite answer.
+    pub fn is_precondition_fail(&self) -> bool {
+        self.outcome == Some(EventType::Fail) && self.error.as_deref() == Some("precondition")
     }
 }
 
@@ -48,6 +55,7 @@ pub fn pair_ops(history: &[Event]) -> Vec<OpRecord> {
                     complete_ns: None,
                     outcome: None,
                     value: e.value.clone(),
+                    error: None,
                 });
             }
             kind => {
@@ -56,6 +64,7 @@ pub fn pair_ops(history: &[Event]) -> Vec<OpRecord> {
                     op.complete_ns = Some(e.time);
                     op.outcome = Some(kind);
                     op.value = e.value.clone();
+                    op.error = e.error.clone();
                 }
             }
         }

@@ -253,6 +253,43 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
+/// Tick values for a log axis: 1-2-5 × 10^k inside `[lo, hi]` (powers of ten only when that
+/// would be too many).
+pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    if !(lo > 0.0 && hi > lo && lo.is_finite() && hi.is_finite()) {
+        return vec![];
+    }
+    let mut v = Vec::new();
+    let mut p = 10f64.powf(lo.log10().floor());
+    while p <= hi {
+        for m in [1.0, 2.0, 5.0] {
+            let x = p * m;
+            if x >= lo && x <= hi {
+                v.push(x);
+            }
+        }
+        p *= 10.0;
+    }
+    if v.len() > 13 {
+        v.retain(|x| (x.log10() - x.log10().round()).abs() < 1e-9);
+    }
+    if v.len() < 3 {
+        // A narrow range: every 1..9 × 10^k.
+        v.clear();
+        let mut p = 10f64.powf(lo.log10().floor());
+        while p <= hi {
+            for m in 1..=9 {
+                let x = p * f64::from(m);
+                if x >= lo && x <= hi {
+                    v.push(x);
+                }
+            }
+            p *= 10.0;
+        }
+    }
+    v
+}
+
 fn safe_range(lo: f64, hi: f64) -> (f64, f64) {
     let (lo, hi) = if lo.is_finite() && hi.is_finite() {
         (lo, hi)
@@ -376,16 +413,34 @@ fn span_legend(axis: &TimeAxis) -> Vec<LegendItem> {
 fn outcome_legend() -> Vec<LegendItem> {
     vec![
         LegendItem::new("ok", style::OK, Mark::Box),
-        LegendItem::new("fail", style::FAIL, Mark::Box),
-        LegendItem::new("info (unknown)", style::INFO, Mark::Box),
+        LegendItem::new("fail: precondition false", style::FAIL_PRE, Mark::Box),
+        LegendItem::new("fail: other", style::FAIL, Mark::Box),
+        LegendItem::new("info (outcome unknown)", style::INFO, Mark::Box),
     ]
 }
 
+/// Completions in one time bucket, for [`outcome_bars`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BarBucket {
+    pub start_s: f64,
+    /// The bucket's width inside the run (the last one may be cut short).
+    pub width_s: f64,
+    pub ok: u64,
+    pub fail_precondition: u64,
+    pub fail_other: u64,
+    pub info: u64,
+}
+
+impl BarBucket {
+    pub fn total(&self) -> u64 {
+        self.ok + self.fail_precondition + self.fail_other + self.info
+    }
+}
+
 /// ok/fail/info completions per second, stacked, per time bucket.
-/// `buckets`: (start s, width s, ok, fail, info) counts.
 pub fn outcome_bars(
     title: impl Into<Title>,
-    buckets: &[(f64, f64, u64, u64, u64)],
+    buckets: &[BarBucket],
     axis: &TimeAxis,
     y_max: Option<f64>,
     plot_h: u32,
@@ -395,10 +450,13 @@ pub fn outcome_bars(
     legend.extend(span_legend(axis));
     let height = header_h(&legend, WIDTH) + plot_h + X_LABEL_AREA;
     let rate = |n: u64, w: f64| n as f64 / w.max(1e-9);
+    // Slivers (a last, cut-short bucket) do not set the scale.
+    let wmax = buckets.iter().map(|b| b.width_s).fold(0.0, f64::max);
     let top = y_max.unwrap_or_else(|| {
         buckets
             .iter()
-            .map(|&(_, w, a, b, c)| rate(a + b + c, w))
+            .filter(|b| b.width_s >= wmax * 0.5)
+            .map(|b| rate(b.total(), b.width_s))
             .fold(0.0, f64::max)
             * 1.15
     });
@@ -416,9 +474,15 @@ pub fn outcome_bars(
         time_mesh(&mut chart, "completions (ops/s)", &|v| fmt_num(*v))?;
         shade(&mut chart, axis, 0.0, top, true)?;
         let mut rects = Vec::new();
-        for &(t, w, ok, fail, info) in buckets {
+        for bk in buckets {
+            let (t, w) = (bk.start_s, bk.width_s);
             let mut y = 0.0;
-            for (n, c) in [(ok, style::OK), (fail, style::FAIL), (info, style::INFO)] {
+            for (n, c) in [
+                (bk.ok, style::OK),
+                (bk.fail_precondition, style::FAIL_PRE),
+                (bk.fail_other, style::FAIL),
+                (bk.info, style::INFO),
+            ] {
                 if n > 0 {
                     let h = rate(n, w);
                     rects.push(Rectangle::new(
@@ -530,7 +594,7 @@ pub fn cdf(title: impl Into<Title>, series: &[(String, RGBColor, Vec<(f64, f64)>
             .margin_top(4)
             .x_label_area_size(X_LABEL_AREA)
             .y_label_area_size(Y_LABEL_AREA)
-            .build_cartesian_2d((lo..hi).log_scale(), 0.0..1.0)
+            .build_cartesian_2d((lo..hi).log_scale().with_key_points(log_ticks(lo, hi)), 0.0..1.0)
             .map_err(err)?;
         chart
             .configure_mesh()
@@ -582,6 +646,111 @@ pub fn cdf(title: impl Into<Title>, series: &[(String, RGBColor, Vec<(f64, f64)>
     })
 }
 
+/// The tail of latency distributions: the fraction of ok ops slower than a latency, both axes
+/// on log scales, so that p99, p99.9 and the maximum can be told apart.
+pub fn tail(title: impl Into<Title>, series: &[(String, RGBColor, Vec<(f64, f64)>)], plot_h: u32) -> String {
+    let title: Title = title.into();
+    let nonempty: Vec<&(String, RGBColor, Vec<(f64, f64)>)> =
+        series.iter().filter(|s| !s.2.is_empty()).collect();
+    if nonempty.is_empty() {
+        return note(&format!("{title}: no ok operations in the measured window."));
+    }
+    let legend: Vec<LegendItem> = nonempty
+        .iter()
+        .map(|(l, c, _)| LegendItem::new(l.clone(), *c, Mark::Line))
+        .collect();
+    let xs = || nonempty.iter().flat_map(|s| s.2.iter().map(|p| p.0));
+    let lo = xs().fold(f64::INFINITY, f64::min).max(1e-3);
+    let hi = xs().fold(0.0, f64::max);
+    let (lo, hi) = (lo / 1.3, (hi * 1.3).max(lo * 2.0));
+    // Down to one op in the largest series.
+    let smallest = nonempty
+        .iter()
+        .filter_map(|s| {
+            let n = s.2.len();
+            (n >= 2).then(|| (1.0 - s.2[n - 2].1).max(1e-6))
+        })
+        .fold(1e-2_f64, f64::min);
+    let ylo = 10f64.powf(smallest.log10().floor()).clamp(1e-6, 1e-2);
+    let height = header_h(&legend, WIDTH) + plot_h + X_LABEL_AREA;
+    svg(WIDTH, height, |root| {
+        let area = header(root, &title, &legend)?;
+        let yt: Vec<f64> = log_ticks(ylo, 1.0)
+            .into_iter()
+            .filter(|v| (v.log10() - v.log10().round()).abs() < 1e-9)
+            .collect();
+        let mut chart = ChartBuilder::on(&area)
+            .margin_left(LEFT_MARGIN)
+            .margin_right(RIGHT_MARGIN)
+            .margin_top(4)
+            .x_label_area_size(X_LABEL_AREA)
+            .y_label_area_size(Y_LABEL_AREA)
+            .build_cartesian_2d(
+                (lo..hi).log_scale().with_key_points(log_ticks(lo, hi)),
+                (ylo..1.0).log_scale().with_key_points(yt),
+            )
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("latency (log scale)")
+            .y_desc("fraction of ok ops slower")
+            .axis_desc_style((FONT, DESC_FONT))
+            .label_style((FONT, TICK_FONT))
+            .bold_line_style(style::GRID)
+            .light_line_style(TRANSPARENT)
+            .x_label_formatter(&|v| fmt_ms(*v))
+            .y_label_formatter(&|v| {
+                let p = v * 100.0;
+                if p >= 1.0 {
+                    format!("{}%", p.round())
+                } else {
+                    format!("{}%", fmt_num(p))
+                }
+            })
+            .draw()
+            .map_err(err)?;
+        for (q, label) in [(0.01, "p99"), (0.001, "p99.9")] {
+            if q < ylo {
+                continue;
+            }
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(lo, q), (hi, q)],
+                    ShapeStyle::from(&RGBColor(0x99, 0x99, 0x99)).stroke_width(1),
+                )))
+                .map_err(err)?;
+            chart
+                .draw_series(std::iter::once(
+                    EmptyElement::at((hi, q))
+                        + Text::new(
+                            label,
+                            (-4, -3),
+                            font(13, RGBColor(0x66, 0x66, 0x66))
+                                .pos(Pos::new(HPos::Right, VPos::Bottom)),
+                        ),
+                ))
+                .map_err(err)?;
+        }
+        for (_, c, pts) in &nonempty {
+            let mut step: Vec<(f64, f64)> = Vec::with_capacity(pts.len() * 2 + 1);
+            let mut prev = 1.0;
+            for &(x, q) in pts.iter() {
+                let above = (1.0 - q).max(0.0);
+                step.push((x, prev));
+                if above < ylo {
+                    break;
+                }
+                step.push((x, above));
+                prev = above;
+            }
+            chart
+                .draw_series(LineSeries::new(step, ShapeStyle::from(c).stroke_width(2)))
+                .map_err(err)?;
+        }
+        Ok(())
+    })
+}
+
 /// Each op's latency at its invocation time (log scale), colored by outcome.
 pub fn latency_scatter(
     title: impl Into<Title>,
@@ -598,7 +767,11 @@ pub fn latency_scatter(
     legend.extend(span_legend(axis));
     if total > points.len() {
         legend.push(LegendItem::new(
-            format!("{} of {} ops shown (evenly sampled; all fail/info kept when possible)", points.len(), total),
+            format!(
+                "{} of {} ops shown (sampled evenly per outcome; rare outcomes kept)",
+                points.len(),
+                total
+            ),
             RGBColor(0xff, 0xff, 0xff),
             Mark::Box,
         ));
@@ -616,7 +789,10 @@ pub fn latency_scatter(
             .margin_top(4)
             .x_label_area_size(X_LABEL_AREA)
             .y_label_area_size(Y_LABEL_AREA)
-            .build_cartesian_2d(0.0..axis.span_s.max(1e-6), (lo..hi).log_scale())
+            .build_cartesian_2d(
+                0.0..axis.span_s.max(1e-6),
+                (lo..hi).log_scale().with_key_points(log_ticks(lo, hi)),
+            )
             .map_err(err)?;
         chart
             .configure_mesh()
@@ -633,16 +809,17 @@ pub fn latency_scatter(
             .draw()
             .map_err(err)?;
         shade(&mut chart, axis, lo, hi, true)?;
-        for (kind, c, r) in [
-            (EventType::Ok, style::OK, 2),
-            (EventType::Fail, style::FAIL, 3),
-            (EventType::Info, style::INFO, 3),
+        for (kind, pre, c, r) in [
+            (EventType::Ok, false, style::OK, 2),
+            (EventType::Fail, true, style::FAIL_PRE, 2),
+            (EventType::Fail, false, style::FAIL, 3),
+            (EventType::Info, false, style::INFO, 3),
         ] {
             chart
                 .draw_series(
                     points
                         .iter()
-                        .filter(|p| p.outcome == kind)
+                        .filter(|p| p.outcome == kind && (kind != EventType::Fail || p.precondition == pre))
                         .map(|p| Circle::new((p.invoke_ns as f64 / 1e9, ms(p.latency_ns)), r, c.filled())),
                 )
                 .map_err(err)?;
@@ -771,7 +948,7 @@ pub fn leadership(
         .map(|&n| {
             LegendItem::new(
                 format!("leader {}", crate::metrics::endpoint_name(n, nodes)),
-                style::category_color(n),
+                style::node_color(n),
                 Mark::Box,
             )
         })
@@ -803,7 +980,7 @@ pub fn leadership(
             let (x0, x1) = (s.from_ns as f64 / 1e9, s.to_ns as f64 / 1e9);
             let g = s.group as f64;
             let c = match s.leader {
-                Some(n) => style::category_color(n).mix(0.75),
+                Some(n) => style::node_color(n).mix(0.75),
                 None => style::NO_DATA.mix(1.0),
             };
             chart
@@ -882,6 +1059,7 @@ pub fn hbars(
             .bold_line_style(style::GRID)
             .light_line_style(TRANSPARENT)
             .disable_y_mesh()
+            .set_tick_mark_size(LabelAreaPosition::Left, 0)
             .y_labels(n)
             .x_label_formatter(&|v| fmt_num(*v))
             .y_label_formatter(&|v| match v {
@@ -950,10 +1128,14 @@ pub fn sweep_lines(
         xs.clone().fold(f64::INFINITY, f64::min),
         xs.fold(f64::NEG_INFINITY, f64::max),
     );
+    // A metric whose means are all non-negative keeps its axis at or above zero (an interval
+    // reaching below zero is cut at the axis).
+    let nonneg = pts.iter().all(|p| p.1 >= 0.0);
     let ylo = pts.iter().map(|p| p.1 - p.2).fold(f64::INFINITY, f64::min);
     let yhi = pts.iter().map(|p| p.1 + p.2).fold(f64::NEG_INFINITY, f64::max);
+    let ylo = if nonneg { ylo.max(0.0) } else { ylo };
     let pad = ((yhi - ylo) * 0.1).max(yhi.abs() * 0.05).max(1e-9);
-    let (ylo, yhi) = safe_range(if ylo >= 0.0 { (ylo - pad).max(0.0) } else { ylo - pad }, yhi + pad);
+    let (ylo, yhi) = safe_range(if nonneg { (ylo - pad).max(0.0) } else { ylo - pad }, yhi + pad);
     let log_x = log_x && categories.is_none() && xlo > 0.0;
     let (xlo, xhi) = if categories.is_some() {
         (xlo - 0.5, xhi + 0.5)
@@ -984,7 +1166,10 @@ pub fn sweep_lines(
                 .map(|l| {
                     l.points
                         .iter()
-                        .map(|&(x, m, ci)| (coord(x, m), coord(x, m - ci), coord(x, m + ci)))
+                        .map(|&(x, m, ci)| {
+                            let c = |y: f64| coord(x, y.clamp(ylo, yhi));
+                            (c(m), c(m - ci), c(m + ci))
+                        })
                         .collect()
                 })
                 .collect()

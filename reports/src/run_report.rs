@@ -100,30 +100,56 @@ pub fn time_axis(m: &RunMetrics, kind_only_labels: bool) -> TimeAxis {
     }
 }
 
-/// (start s, width s, ok, fail, info) per bucket.
-pub fn outcome_buckets(m: &RunMetrics) -> Vec<(f64, f64, u64, u64, u64)> {
-    let w = m.bucket_ns as f64 / 1e9;
+/// The width of bucket `b` inside the run, in seconds (the last one may be cut short).
+fn bucket_width_s(m: &RunMetrics, b: &crate::metrics::Bucket) -> f64 {
+    (m.bucket_ns.min(m.span_ns.saturating_sub(b.start_ns))) as f64 / 1e9
+}
+
+/// Per bucket: completions by outcome, for the stacked bars.
+pub fn outcome_buckets(m: &RunMetrics) -> Vec<plots::BarBucket> {
     m.timeline
         .iter()
-        .map(|b| (b.start_ns as f64 / 1e9, w, b.ok, b.fail, b.info))
+        .map(|b| plots::BarBucket {
+            start_s: b.start_ns as f64 / 1e9,
+            width_s: bucket_width_s(m, b),
+            ok: b.ok,
+            fail_precondition: b.fail_precondition,
+            fail_other: b.fail - b.fail_precondition,
+            info: b.info,
+        })
         .collect()
+}
+
+/// Whether a bucket is wide enough to plot as a rate (the last may be a sliver).
+fn full_enough(m: &RunMetrics, b: &crate::metrics::Bucket) -> bool {
+    bucket_width_s(m, b) * 1e9 >= m.bucket_ns as f64 * 0.5
 }
 
 /// (bucket center s, ok share) per bucket.
 pub fn share_series(m: &RunMetrics) -> Vec<(f64, Option<f64>)> {
-    let w = m.bucket_ns as f64 / 1e9;
     m.timeline
         .iter()
-        .map(|b| (b.start_ns as f64 / 1e9 + w / 2.0, b.ok_share()))
+        .map(|b| {
+            let w = bucket_width_s(m, b);
+            (
+                b.start_ns as f64 / 1e9 + w / 2.0,
+                b.ok_share().filter(|_| full_enough(m, b)),
+            )
+        })
         .collect()
 }
 
 /// (bucket center s, ok ops/s) per bucket.
 pub fn ok_rate_series(m: &RunMetrics) -> Vec<(f64, Option<f64>)> {
-    let w = m.bucket_ns as f64 / 1e9;
     m.timeline
         .iter()
-        .map(|b| (b.start_ns as f64 / 1e9 + w / 2.0, Some(b.ok as f64 / w)))
+        .map(|b| {
+            let w = bucket_width_s(m, b);
+            (
+                b.start_ns as f64 / 1e9 + w / 2.0,
+                full_enough(m, b).then(|| b.ok as f64 / w),
+            )
+        })
         .collect()
 }
 
@@ -194,13 +220,19 @@ pub fn run_report_html(
     violation: Option<&str>,
 ) -> String {
     let mut b = String::new();
-    let title = format!(
-        "{} · {} · seed {}",
-        s.protocol,
-        if spec.name.is_empty() { "experiment" } else { &spec.name },
+    let exp = if spec.name.is_empty() {
+        "experiment"
+    } else {
+        &spec.name
+    };
+    let title = format!("{} · {exp} · seed {}", s.protocol, s.seed);
+    let _ = writeln!(
+        b,
+        "<h1>{} · {} · seed {}</h1>",
+        html::protocol_tag(&s.protocol),
+        esc(exp),
         s.seed
     );
-    let _ = writeln!(b, "<h1>{}</h1>", html::protocol_tag(&s.protocol) + " " + &esc(&title));
     let _ = writeln!(
         b,
         "<p class=\"sub\">{} nodes, {} group(s) of {} replicas, {} clients; {:.1} s simulated, \
@@ -267,6 +299,11 @@ pub fn run_report_html(
         .map(|(f, pts)| (f.clone(), style::op_color(f), pts.clone()))
         .collect();
     b += &figure(&plots::cdf("Latency CDF of ok ops, per op type", &series, 340));
+    b += &figure(&plots::tail(
+        "Latency tail: fraction of ok ops slower than a latency",
+        &series,
+        280,
+    ));
     b += &figure(&plots::latency_scatter(
         "Latency of each op over time, by outcome",
         &m.scatter,
@@ -464,6 +501,7 @@ pub fn run_csvs(run: &RunOutput, s: &Summary, m: &RunMetrics) -> Vec<(&'static s
         "invoke_ns",
         "complete_ns",
         "outcome",
+        "error",
         "latency_us",
         "measured",
     ]);
@@ -483,6 +521,7 @@ pub fn run_csvs(run: &RunOutput, s: &Summary, m: &RunMetrics) -> Vec<(&'static s
                 _ => "",
             }
             .to_string(),
+            o.error.clone().unwrap_or_default(),
             o.latency_ns()
                 .map(|l| csv::num(l as f64 / 1000.0))
                 .unwrap_or_default(),
@@ -491,13 +530,22 @@ pub fn run_csvs(run: &RunOutput, s: &Summary, m: &RunMetrics) -> Vec<(&'static s
     }
     out.push(("ops.csv", c.into_string()));
 
-    let mut c = Csv::new(&["bucket_start_s", "bucket_s", "ok", "fail", "info", "ok_share"]);
+    let mut c = Csv::new(&[
+        "bucket_start_s",
+        "bucket_s",
+        "ok",
+        "fail",
+        "fail_precondition",
+        "info",
+        "ok_share",
+    ]);
     for bk in &m.timeline {
         c.row(&[
             csv::num(bk.start_ns as f64 / 1e9),
-            csv::num(m.bucket_ns as f64 / 1e9),
+            csv::num(bucket_width_s(m, bk)),
             bk.ok.to_string(),
             bk.fail.to_string(),
+            bk.fail_precondition.to_string(),
             bk.info.to_string(),
             csv::opt(bk.ok_share()),
         ]);

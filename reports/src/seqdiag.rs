@@ -13,6 +13,80 @@ use std::fmt::Write as _;
 /// Most messages drawn.
 pub const MAX_MESSAGES: usize = 300;
 
+/// Maps virtual time to the vertical axis, compressing idle stretches (gaps between message
+/// events longer than [`IDLE_NS`]) to a fixed height, so that a window with a long quiet
+/// period stays readable.
+struct TimeMap {
+    /// (time, y) knots; linear in between.
+    knots: Vec<(u64, f64)>,
+    /// (y from, y to, idle ns) of each compressed stretch.
+    breaks: Vec<(f64, f64, u64)>,
+    /// Pixels per ns in uncompressed stretches.
+    scale: f64,
+}
+
+/// Gaps longer than this are drawn compressed.
+const IDLE_NS: u64 = 8 * MS;
+const BREAK_PX: f64 = 30.0;
+
+impl TimeMap {
+    fn new(mut times: Vec<u64>, top: f64, body_h: f64) -> Self {
+        times.sort_unstable();
+        times.dedup();
+        let gaps: Vec<u64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+        let busy: u64 = gaps.iter().filter(|&&g| g <= IDLE_NS).sum();
+        let idle = gaps.iter().filter(|&&g| g > IDLE_NS).count() as f64;
+        let room = (body_h - idle * BREAK_PX).max(body_h * 0.3);
+        // Between 8 and 120 px per ms.
+        let scale = (room / (busy.max(1) as f64)).clamp(8.0 / MS as f64, 120.0 / MS as f64);
+        let mut knots = Vec::with_capacity(times.len());
+        let mut breaks = Vec::new();
+        let mut y = top;
+        for (i, &t) in times.iter().enumerate() {
+            if i > 0 {
+                let g = gaps[i - 1];
+                if g > IDLE_NS {
+                    breaks.push((y, y + BREAK_PX, g));
+                    y += BREAK_PX;
+                } else {
+                    y += g as f64 * scale;
+                }
+            }
+            knots.push((t, y));
+        }
+        TimeMap {
+            knots,
+            breaks,
+            scale,
+        }
+    }
+
+    fn y(&self, t: u64) -> f64 {
+        let Some(&(t0, y0)) = self.knots.first() else {
+            return 0.0;
+        };
+        if t <= t0 {
+            return y0 - (t0 - t) as f64 * self.scale;
+        }
+        let i = self.knots.partition_point(|k| k.0 <= t);
+        if i >= self.knots.len() {
+            let (tl, yl) = *self.knots.last().expect("non-empty");
+            return yl + (t - tl) as f64 * self.scale;
+        }
+        let (ta, ya) = self.knots[i - 1];
+        let (tb, yb) = self.knots[i];
+        ya + (yb - ya) * (t - ta) as f64 / (tb - ta).max(1) as f64
+    }
+
+    fn bottom(&self) -> f64 {
+        self.knots.last().map(|k| k.1).unwrap_or(0.0)
+    }
+
+    fn in_break(&self, y: f64) -> bool {
+        self.breaks.iter().any(|&(a, b, _)| y > a - 1.0 && y < b + 1.0)
+    }
+}
+
 /// The window drawn: (from ns, to ns).
 pub fn pick_window(messages: &[MsgRecord], faults: &[FaultRecord]) -> Option<(u64, u64)> {
     if messages.is_empty() {
@@ -25,8 +99,8 @@ pub fn pick_window(messages: &[MsgRecord], faults: &[FaultRecord]) -> Option<(u6
         .map(|f| f.time_ns)
         .find(|&t| t >= first && t <= last)
         .unwrap_or(first + (last - first) / 2);
-    let a = anchor.saturating_sub(10 * MS).max(first);
-    let mut b = anchor + 40 * MS;
+    let a = anchor.saturating_sub(5 * MS).max(first);
+    let mut b = last.max(a + MS);
     let mut sent: Vec<u64> = messages
         .iter()
         .map(|m| m.sent)
@@ -95,10 +169,13 @@ pub fn sequence_diagram(
     let right = 40.0;
     let legend_rows = kinds.len().div_ceil(6).max(1) as f64;
     let top = 36.0 + legend_rows * 22.0 + 44.0;
-    let body_h = 900.0;
-    let height = top + body_h + 30.0;
-    let span = (b - a) as f64;
-    let y = |t: u64| top + (t.saturating_sub(a) as f64 / span * body_h).min(body_h + 12.0);
+    let mut times: Vec<u64> = msgs.iter().map(|m| m.sent).collect();
+    times.extend(msgs.iter().filter_map(|m| m.delivered));
+    times.extend(faults.iter().map(|f| f.time_ns).filter(|&t| t >= a && t <= b));
+    let tm = TimeMap::new(times, top, 900.0);
+    let y = |t: u64| tm.y(t);
+    let body_end = tm.bottom() + 10.0;
+    let height = body_end + 30.0;
     let n = endpoints.len();
     let col = |e: usize| -> f64 {
         let i = endpoints.iter().position(|&x| x == e).unwrap_or(0) as f64;
@@ -174,23 +251,54 @@ pub fn sequence_diagram(
         );
         lx += 40.0 + label.chars().count() as f64 * 7.2 + 18.0;
     }
-    // Time ticks on the left.
-    let step = crate::metrics::nice_step(b - a, 12);
+    // Compressed idle stretches.
+    for &(y0, y1, g) in &tm.breaks {
+        let _ = writeln!(
+            s,
+            "<rect x=\"{}\" y=\"{y0:.1}\" width=\"{}\" height=\"{:.1}\" fill=\"#f3f3f3\"/>\
+             <text x=\"{}\" y=\"{:.1}\" font-size=\"12\" fill=\"#666\" \
+             text-anchor=\"end\">{} ms without a message (compressed)</text>",
+            left - 30.0,
+            width - left - right + 40.0,
+            y1 - y0,
+            width - right + 10.0,
+            (y0 + y1) / 2.0 + 4.0,
+            crate::html::num(g as f64 / MS as f64)
+        );
+    }
+    // Time ticks on the left: nice steps where time is not compressed, at least 26 px apart.
+    let step = crate::metrics::nice_step((60.0 / tm.scale) as u64, 1);
     let mut t = a.div_ceil(step) * step;
+    let mut last_label = f64::NEG_INFINITY;
+    let mut ticks: Vec<u64> = Vec::new();
     while t <= b {
+        ticks.push(t);
+        t += step;
+    }
+    // Also label the end of each compressed stretch.
+    for k in tm.knots.windows(2) {
+        if k[1].0 - k[0].0 > IDLE_NS {
+            ticks.push(k[1].0);
+        }
+    }
+    ticks.sort_unstable();
+    for t in ticks {
         let yy = y(t);
+        if tm.in_break(yy) || yy - last_label < 26.0 || yy > body_end {
+            continue;
+        }
+        last_label = yy;
         let _ = writeln!(
             s,
             "<line x1=\"{}\" y1=\"{yy:.1}\" x2=\"{}\" y2=\"{yy:.1}\" stroke=\"#eee\"/>\
              <text x=\"{}\" y=\"{:.1}\" font-size=\"12.5\" fill=\"#555\" \
-             text-anchor=\"end\">{:.3} s</text>",
+             text-anchor=\"end\">{:.4} s</text>",
             left - 30.0,
             width - right + 10.0,
             left - 36.0,
             yy + 4.0,
             t as f64 / 1e9
         );
-        t += step;
     }
     // Lifelines.
     for &e in &endpoints {
@@ -207,7 +315,7 @@ pub fn sequence_diagram(
              stroke-width=\"1.5\"/><text x=\"{x:.1}\" y=\"{}\" font-size=\"14\" \
              font-weight=\"bold\" text-anchor=\"middle\" fill=\"#222\">{name}</text>",
             top - 6.0,
-            top + body_h,
+            body_end,
             if e < nodes { "#666" } else { "#aaa" },
             top - 22.0,
         );
@@ -233,7 +341,8 @@ pub fn sequence_diagram(
             s,
             "<line x1=\"{}\" y1=\"{yy:.1}\" x2=\"{}\" y2=\"{yy:.1}\" stroke=\"{}\" \
              stroke-width=\"2\" stroke-dasharray=\"8 4\"/><text x=\"{}\" y=\"{:.1}\" \
-             font-size=\"13\" fill=\"{}\" text-anchor=\"end\">{}</text>",
+             font-size=\"13\" fill=\"{}\" text-anchor=\"end\" paint-order=\"stroke\" \
+             stroke=\"white\" stroke-width=\"4\">{}</text>",
             left - 30.0,
             width - right + 10.0,
             hex(style::FAULT),

@@ -7,6 +7,8 @@ use plotters::style::RGBColor;
 pub const OK: RGBColor = RGBColor(0x2e, 0x8b, 0x57);
 /// `fail` outcomes: red.
 pub const FAIL: RGBColor = RGBColor(0xd6, 0x27, 0x28);
+/// `fail` outcomes whose cas/create precondition was false (a definite answer): light red.
+pub const FAIL_PRE: RGBColor = RGBColor(0xf1, 0x9c, 0x9c);
 /// `info` outcomes (unknown): amber.
 pub const INFO: RGBColor = RGBColor(0xe6, 0x9f, 0x00);
 /// Fault windows (drawn at low opacity).
@@ -58,7 +60,22 @@ pub fn protocol_color(name: &str) -> RGBColor {
     }
 }
 
-/// A categorical palette for things without a fixed color (nodes, op types, message kinds).
+/// The color of node `i` (leaders in timelines): a palette without the outcome colors.
+pub fn node_color(i: usize) -> RGBColor {
+    const P: [RGBColor; 8] = [
+        RGBColor(0x1f, 0x77, 0xb4),
+        RGBColor(0x94, 0x67, 0xbd),
+        RGBColor(0x8c, 0x56, 0x4b),
+        RGBColor(0xe3, 0x77, 0xc2),
+        RGBColor(0x17, 0xbe, 0xcf),
+        RGBColor(0xbc, 0xbd, 0x22),
+        RGBColor(0x39, 0x3b, 0x79),
+        RGBColor(0x7f, 0x7f, 0x7f),
+    ];
+    P[i % P.len()]
+}
+
+/// A categorical palette for things without a fixed color (op types, message kinds).
 pub fn category_color(i: usize) -> RGBColor {
     const P: [RGBColor; 10] = [
         RGBColor(0x1f, 0x77, 0xb4),

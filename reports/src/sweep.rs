@@ -632,11 +632,13 @@ pub fn sweep_html(sj: &SweepJson) -> String {
           drawn a few pixels apart so that whiskers do not hide each other.</p>\n";
     for m in report_metrics(&sj.metric) {
         let (label, _, _) = metric_info(&m);
-        let _ = writeln!(
-            b,
-            "<h2>{}</h2>",
-            esc(if label.is_empty() { &m } else { label })
-        );
+        let label = if label.is_empty() { m.as_str() } else { label };
+        let mut cs = label.chars();
+        let cap: String = cs
+            .next()
+            .map(|c| c.to_uppercase().chain(cs).collect())
+            .unwrap_or_default();
+        let _ = writeln!(b, "<h2>{}</h2>", esc(&cap));
         b += &metric_figures(sj, &m);
     }
 
