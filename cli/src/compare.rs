@@ -1,7 +1,7 @@
 //! `quorumlab compare`: the same workload and fault schedule under several protocols.
 
 use crate::progress::Progress;
-use crate::run::{load_spec, write_run_dir};
+use crate::run::{load_spec_quick, write_run_dir};
 use crate::CliError;
 use quorumlab_reports::compare::{write_compare, CompareRun};
 use quorumlab_reports::RunMetrics;
@@ -32,6 +32,9 @@ pub struct CompareArgs {
     /// Runs at a time.
     #[arg(long, default_value_t = 2)]
     pub jobs: usize,
+    /// Reduced scale: apply the spec's own `quick` overrides (every expectation still runs).
+    #[arg(long)]
+    pub quick: bool,
 }
 
 /// A progress bar shared by parallel runs: each run reports its fraction done, the bar shows
@@ -128,7 +131,7 @@ pub fn pool(jobs: usize) -> Result<rayon::ThreadPool, CliError> {
 
 pub fn compare_command(args: &CompareArgs) -> Result<ExitCode, CliError> {
     let protos = parse_protocols(args.protocols.as_deref())?;
-    let spec = load_spec(args.spec.as_deref(), &args.sets)?;
+    let spec = load_spec_quick(args.spec.as_deref(), &args.sets, args.quick)?;
     let name = if spec.name.is_empty() {
         "experiment".to_string()
     } else {
@@ -194,5 +197,14 @@ pub fn compare_command(args: &CompareArgs) -> Result<ExitCode, CliError> {
         );
     }
     println!("wrote {}", dir.join("report.html").display());
+    // The experiment's expectations, per protocol: print each verdict, exit 1 if one fails.
+    let mut all_hold = true;
+    for r in &runs {
+        all_hold &= crate::run::check_expectations(&spec, &r.summary);
+    }
+    if !all_hold {
+        eprintln!("error: an expectation of the experiment failed (see above)");
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
