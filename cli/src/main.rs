@@ -2,6 +2,7 @@
 
 mod compare;
 mod progress;
+mod real;
 mod run;
 mod sweep;
 
@@ -28,6 +29,12 @@ enum Cmd {
     Sweep(sweep::SweepArgs),
     /// Combine the slices of a sharded sweep (`sweep --shard I/N`) into one report.
     Merge(sweep::MergeArgs),
+    /// Run one node of a real cluster as this process (see docs/real-mode.md).
+    Node(real::NodeArgs),
+    /// Run a spec's workload in real time against a running cluster; write the run directory.
+    Load(real::LoadArgs),
+    /// Start N node processes on loopback, run the workload and faults, write the run directory.
+    Real(real::RealArgs),
     /// Print a spec to start from.
     Spec {
         #[command(subcommand)]
@@ -86,6 +93,9 @@ fn main() -> ExitCode {
         Cmd::Compare(args) => compare::compare_command(&args),
         Cmd::Sweep(args) => sweep::sweep_command(&args),
         Cmd::Merge(args) => sweep::merge_command(&args),
+        Cmd::Node(args) => real::node_command(&args),
+        Cmd::Load(args) => real::load_command(&args),
+        Cmd::Real(args) => real::real_command(&args),
         Cmd::Spec {
             which: SpecCmd::Default,
         } => {

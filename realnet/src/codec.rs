@@ -1,0 +1,416 @@
+//! Which protocols run over real networks, and how their messages and durable storage are
+//! encoded (postcard: compact, varint integers, serde-driven).
+//!
+//! The protocol crates' message and storage types do not derive serde, so each protocol gets a
+//! mirror of its wire types here, with conversions. Ids travel as `u64`.
+
+use quorumlab_kv::{
+    ClientAdapter, ClientConfig, KvNode, KvProtocol, KvServer, Layout, Outcome, Request,
+};
+use quorumlab_sim::ActorProcess;
+use quorumlab_workloads::Spec;
+use serde::{Deserialize, Serialize};
+use stateright::actor::{Actor, Id};
+use std::time::Duration;
+
+/// The protocol message type of `R`.
+pub type PMsg<R> = <<R as RealProtocol>::S as Actor>::Msg;
+/// The durable storage type of `R`.
+pub type PStore<R> = <<R as RealProtocol>::S as Actor>::Storage;
+
+/// A protocol that can run as real processes.
+pub trait RealProtocol: 'static {
+    const NAME: &'static str;
+    type S: KvServer<Msg: Send + 'static> + Clone;
+    type C: ClientAdapter<Msg = PMsg<Self>, State: PartialEq>;
+
+    /// One actor per endpoint (servers `0..nodes`, then clients), built as the simulator does.
+    fn endpoints(spec: &Spec, layout: &Layout) -> Result<Vec<KvNode<Self::S, Self::C>>, String>;
+    fn enc_msg(m: &PMsg<Self>) -> Vec<u8>;
+    fn dec_msg(b: &[u8]) -> Option<PMsg<Self>>;
+    fn enc_storage(s: &PStore<Self>) -> Vec<u8>;
+    fn dec_storage(b: &[u8]) -> Option<PStore<Self>>;
+}
+
+/// The actors `P::build` makes, taken out of their simulator wrappers.
+fn build<P, S, C>(
+    layout: &Layout,
+    params: &P::Params,
+    timeout_ms: f64,
+) -> Result<Vec<KvNode<S, C>>, String>
+where
+    P: KvProtocol<Proc = ActorProcess<KvNode<S, C>>>,
+    S: KvServer + Clone,
+    C: ClientAdapter<Msg = S::Msg>,
+    C::State: PartialEq,
+{
+    P::check(params, layout)?;
+    let client = ClientConfig {
+        timeout: Duration::from_secs_f64(timeout_ms.max(1.0) / 1000.0),
+    };
+    Ok(P::build(layout, params, &client)
+        .iter()
+        .map(|p| p.actor().clone())
+        .collect())
+}
+
+fn id(x: u64) -> Id {
+    Id::from(x as usize)
+}
+fn raw(i: Id) -> u64 {
+    usize::from(i) as u64
+}
+
+fn enc<T: Serialize>(t: &T) -> Vec<u8> {
+    postcard::to_stdvec(t).expect("postcard encodes plain data")
+}
+fn dec<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Option<T> {
+    postcard::from_bytes(b).ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// single
+
+pub struct SingleReal;
+
+#[derive(Serialize, Deserialize)]
+enum SingleMsg {
+    Req(Request),
+    Resp(u64, Outcome),
+}
+
+impl RealProtocol for SingleReal {
+    const NAME: &'static str = "single";
+    type S = quorumlab_single::Server;
+    type C = quorumlab_single::Adapter;
+
+    fn endpoints(spec: &Spec, layout: &Layout) -> Result<Vec<KvNode<Self::S, Self::C>>, String> {
+        build::<quorumlab_single::Single, _, _>(
+            layout,
+            &spec.protocol.single,
+            spec.workload.timeout_ms,
+        )
+    }
+    fn enc_msg(m: &quorumlab_single::Msg) -> Vec<u8> {
+        use quorumlab_single::Msg as M;
+        enc(&match *m {
+            M::Req(r) => SingleMsg::Req(r),
+            M::Resp(i, o) => SingleMsg::Resp(i, o),
+        })
+    }
+    fn dec_msg(b: &[u8]) -> Option<quorumlab_single::Msg> {
+        use quorumlab_single::Msg as M;
+        Some(match dec::<SingleMsg>(b)? {
+            SingleMsg::Req(r) => M::Req(r),
+            SingleMsg::Resp(i, o) => M::Resp(i, o),
+        })
+    }
+    fn enc_storage(s: &PStore<Self>) -> Vec<u8> {
+        enc(s)
+    }
+    fn dec_storage(b: &[u8]) -> Option<PStore<Self>> {
+        dec(b)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// raft
+
+pub struct RaftReal;
+
+mod raft_wire {
+    use super::*;
+    use quorumlab_raft as r;
+
+    #[derive(Serialize, Deserialize)]
+    pub enum Cmd {
+        Noop,
+        Kv { client: u64, req: Request },
+    }
+    #[derive(Serialize, Deserialize)]
+    pub struct Entry {
+        pub term: u64,
+        pub cmd: Cmd,
+    }
+    #[derive(Serialize, Deserialize)]
+    pub enum Resp {
+        Done(Outcome),
+        Redirect(Option<u64>),
+        Unknown,
+    }
+    #[derive(Serialize, Deserialize)]
+    pub enum Msg {
+        Append {
+            g: u32,
+            term: u64,
+            prev_index: u64,
+            prev_term: u64,
+            entries: Vec<Entry>,
+            commit: u64,
+            round: u64,
+        },
+        AppendAck {
+            g: u32,
+            term: u64,
+            success: bool,
+            index: u64,
+            conflict_term: Option<u64>,
+            round: u64,
+        },
+        Vote {
+            g: u32,
+            term: u64,
+            last_index: u64,
+            last_term: u64,
+        },
+        VoteAck {
+            g: u32,
+            term: u64,
+            granted: bool,
+        },
+        ClientReq(Request),
+        ClientResp {
+            id: u64,
+            resp: Resp,
+        },
+    }
+    #[derive(Serialize, Deserialize)]
+    pub struct Group {
+        pub term: u64,
+        pub voted_for: Option<u64>,
+        pub log: Vec<Entry>,
+    }
+    #[derive(Serialize, Deserialize)]
+    pub struct Durable {
+        pub groups: Vec<Option<Group>>,
+    }
+
+    pub fn entry_out(e: &r::Entry) -> Entry {
+        Entry {
+            term: e.term,
+            cmd: match e.cmd {
+                r::Cmd::Noop => Cmd::Noop,
+                r::Cmd::Kv { client, req } => Cmd::Kv {
+                    client: raw(client),
+                    req,
+                },
+            },
+        }
+    }
+    pub fn entry_in(e: Entry) -> r::Entry {
+        r::Entry {
+            term: e.term,
+            cmd: match e.cmd {
+                Cmd::Noop => r::Cmd::Noop,
+                Cmd::Kv { client, req } => r::Cmd::Kv {
+                    client: id(client),
+                    req,
+                },
+            },
+        }
+    }
+    pub fn msg_out(m: &r::Msg) -> Msg {
+        match m {
+            r::Msg::Append {
+                g,
+                term,
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                round,
+            } => Msg::Append {
+                g: *g,
+                term: *term,
+                prev_index: *prev_index,
+                prev_term: *prev_term,
+                entries: entries.iter().map(entry_out).collect(),
+                commit: *commit,
+                round: *round,
+            },
+            r::Msg::AppendAck {
+                g,
+                term,
+                success,
+                index,
+                conflict_term,
+                round,
+            } => Msg::AppendAck {
+                g: *g,
+                term: *term,
+                success: *success,
+                index: *index,
+                conflict_term: *conflict_term,
+                round: *round,
+            },
+            r::Msg::Vote {
+                g,
+                term,
+                last_index,
+                last_term,
+            } => Msg::Vote {
+                g: *g,
+                term: *term,
+                last_index: *last_index,
+                last_term: *last_term,
+            },
+            r::Msg::VoteAck { g, term, granted } => Msg::VoteAck {
+                g: *g,
+                term: *term,
+                granted: *granted,
+            },
+            r::Msg::ClientReq(q) => Msg::ClientReq(*q),
+            r::Msg::ClientResp { id, resp } => Msg::ClientResp {
+                id: *id,
+                resp: match *resp {
+                    r::Resp::Done(o) => Resp::Done(o),
+                    r::Resp::Redirect(l) => Resp::Redirect(l.map(raw)),
+                    r::Resp::Unknown => Resp::Unknown,
+                },
+            },
+        }
+    }
+    pub fn msg_in(m: Msg) -> r::Msg {
+        match m {
+            Msg::Append {
+                g,
+                term,
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                round,
+            } => r::Msg::Append {
+                g,
+                term,
+                prev_index,
+                prev_term,
+                entries: entries.into_iter().map(entry_in).collect(),
+                commit,
+                round,
+            },
+            Msg::AppendAck {
+                g,
+                term,
+                success,
+                index,
+                conflict_term,
+                round,
+            } => r::Msg::AppendAck {
+                g,
+                term,
+                success,
+                index,
+                conflict_term,
+                round,
+            },
+            Msg::Vote {
+                g,
+                term,
+                last_index,
+                last_term,
+            } => r::Msg::Vote {
+                g,
+                term,
+                last_index,
+                last_term,
+            },
+            Msg::VoteAck { g, term, granted } => r::Msg::VoteAck { g, term, granted },
+            Msg::ClientReq(q) => r::Msg::ClientReq(q),
+            Msg::ClientResp { id: i, resp } => r::Msg::ClientResp {
+                id: i,
+                resp: match resp {
+                    Resp::Done(o) => r::Resp::Done(o),
+                    Resp::Redirect(l) => r::Resp::Redirect(l.map(id)),
+                    Resp::Unknown => r::Resp::Unknown,
+                },
+            },
+        }
+    }
+}
+
+impl RealProtocol for RaftReal {
+    const NAME: &'static str = "raft";
+    type S = quorumlab_raft::Server;
+    type C = quorumlab_raft::Adapter;
+
+    fn endpoints(spec: &Spec, layout: &Layout) -> Result<Vec<KvNode<Self::S, Self::C>>, String> {
+        build::<quorumlab_raft::Raft, _, _>(layout, &spec.protocol.raft, spec.workload.timeout_ms)
+    }
+    fn enc_msg(m: &quorumlab_raft::Msg) -> Vec<u8> {
+        enc(&raft_wire::msg_out(m))
+    }
+    fn dec_msg(b: &[u8]) -> Option<quorumlab_raft::Msg> {
+        dec(b).map(raft_wire::msg_in)
+    }
+    fn enc_storage(s: &quorumlab_raft::Durable) -> Vec<u8> {
+        let d = raft_wire::Durable {
+            groups: s
+                .groups
+                .iter()
+                .map(|g| {
+                    g.as_ref().map(|g| raft_wire::Group {
+                        term: g.term,
+                        voted_for: g.voted_for.map(raw),
+                        log: g.log.iter().map(raft_wire::entry_out).collect(),
+                    })
+                })
+                .collect(),
+        };
+        enc(&d)
+    }
+    fn dec_storage(b: &[u8]) -> Option<quorumlab_raft::Durable> {
+        let d: raft_wire::Durable = dec(b)?;
+        Some(quorumlab_raft::Durable {
+            groups: d
+                .groups
+                .into_iter()
+                .map(|g| {
+                    g.map(|g| {
+                        let mut log = quorumlab_raft::Log::new();
+                        for e in g.log {
+                            log.push(raft_wire::entry_in(e));
+                        }
+                        quorumlab_raft::GroupDurable {
+                            term: g.term,
+                            voted_for: g.voted_for.map(id),
+                            log,
+                        }
+                    })
+                })
+                .collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quorumlab_kv::{Key, Op};
+
+    #[test]
+    fn raft_messages_round_trip() {
+        let m = quorumlab_raft::Msg::Append {
+            g: 0,
+            term: 3,
+            prev_index: 4,
+            prev_term: 2,
+            entries: vec![quorumlab_raft::Entry {
+                term: 3,
+                cmd: quorumlab_raft::Cmd::Kv {
+                    client: Id::from(7),
+                    req: Request {
+                        id: 9,
+                        key: Key(1),
+                        op: Op::Write(5),
+                    },
+                },
+            }],
+            commit: 4,
+            round: 11,
+        };
+        let b = RaftReal::enc_msg(&m);
+        assert_eq!(RaftReal::dec_msg(&b), Some(m));
+        assert_eq!(RaftReal::dec_msg(&[0xff, 0xff, 0xff]), None);
+    }
+}
