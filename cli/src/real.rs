@@ -9,7 +9,7 @@ use quorumlab_realnet::control::{admin, run_schedule, FaultLog, LocalCluster, No
 use quorumlab_realnet::host::Stats;
 use quorumlab_realnet::load::{run_load, LoadResult};
 use quorumlab_realnet::node::{layout, run_node, NodeOptions};
-use quorumlab_realnet::{ClusterFile, RaftReal, SingleReal};
+use quorumlab_realnet::{ClusterFile, EnsembleReal, RaftReal, SingleReal};
 use quorumlab_sim::{KindStats, NetStats, SimStats};
 use quorumlab_workloads::{RunOutput, Spec};
 use std::fs;
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct NodeArgs {
-    /// The protocol (single | raft).
+    /// The protocol (single | raft | ensemble).
     #[arg(long, short)]
     pub protocol: String,
     /// This node's index in CLUSTER.toml's [[nodes]] (n0 is 0).
@@ -136,6 +136,7 @@ pub fn node_command(a: &NodeArgs) -> Result<ExitCode, CliError> {
     };
     let r = match a.protocol.as_str() {
         "single" => run_node::<SingleReal>(&spec, &cluster, &opts),
+        "ensemble" => run_node::<EnsembleReal>(&spec, &cluster, &opts),
         _ => run_node::<RaftReal>(&spec, &cluster, &opts),
     };
     r.map_err(failed)?;
@@ -151,6 +152,7 @@ fn load_dispatch(
 ) -> Result<LoadResult, String> {
     match protocol {
         "single" => run_load::<SingleReal>(spec, cluster, seed, start),
+        "ensemble" => run_load::<EnsembleReal>(spec, cluster, seed, start),
         _ => run_load::<RaftReal>(spec, cluster, seed, start),
     }
 }

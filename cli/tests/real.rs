@@ -16,7 +16,11 @@ fn ql(args: &[&str]) -> std::process::Output {
 }
 
 fn text(o: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn summary(dir: &Path) -> serde_json::Value {
@@ -61,7 +65,7 @@ fn real(protocol: &str, dir: &Path, extra: &[&str]) -> serde_json::Value {
 
 #[test]
 fn three_nodes_serve_reads_and_writes_linearizably() {
-    for p in ["single", "raft"] {
+    for p in ["single", "raft", "ensemble"] {
         let dir = tempfile::tempdir().unwrap();
         let s = real(p, dir.path(), &["--set", "faults=[]"]);
         assert!(s["ops"]["ok"].as_u64().unwrap() > 50, "{p}: {s}");
@@ -75,7 +79,10 @@ fn raft_survives_sigkill_of_its_leader() {
     let s = real(
         "raft",
         dir.path(),
-        &["--set", r#"faults=[{ at_s = 1.5, fault = { kind = "crash", node = "leader" } }]"#],
+        &[
+            "--set",
+            r#"faults=[{ at_s = 1.5, fault = { kind = "crash", node = "leader" } }]"#,
+        ],
     );
     let h = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
     assert!(h.contains("(SIGKILL)"), "the crash was applied");
@@ -111,8 +118,14 @@ fn kill_9_of_every_node_during_writes_loses_no_acknowledged_write() {
         );
         let h = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
         assert_eq!(h.matches("(SIGKILL)").count(), 3, "{p}");
-        assert_eq!(s["linearizable"], true, "{p}: an acknowledged write was lost");
-        assert!(oks_after(dir.path(), 2_500_000_000) > 10, "{p}: serves after restart: {s}");
+        assert_eq!(
+            s["linearizable"], true,
+            "{p}: an acknowledged write was lost"
+        );
+        assert!(
+            oks_after(dir.path(), 2_500_000_000) > 10,
+            "{p}: serves after restart: {s}"
+        );
     }
 }
 
@@ -143,11 +156,19 @@ impl Drop for Kill {
 #[test]
 fn garbage_oversized_and_unauthenticated_frames_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let cluster = dir.path().join("cluster.toml");
     let secret = "test-secret-0123456789";
-    std::fs::write(&cluster, format!("secret = \"{secret}\"\n[[nodes]]\naddr = \"{addr}\"\n")).unwrap();
+    std::fs::write(
+        &cluster,
+        format!("secret = \"{secret}\"\n[[nodes]]\naddr = \"{addr}\"\n"),
+    )
+    .unwrap();
     let data = dir.path().join("n0");
     let _node = Kill(
         Command::new(env!("CARGO_BIN_EXE_quorumlab"))
@@ -189,7 +210,8 @@ fn garbage_oversized_and_unauthenticated_frames_are_rejected() {
     // 4. Authenticated, then a frame that does not decode.
     let mut c = TcpStream::connect(&addr).unwrap();
     c.write_all(&hello(secret)).unwrap();
-    c.write_all(&[0, 0, 0, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]).unwrap();
+    c.write_all(&[0, 0, 0, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff])
+        .unwrap();
     assert!(closed(c));
     let stats: serde_json::Value = serde_json::from_str(&admin(&sock, "stats")).unwrap();
     assert!(stats["rejected_conns"].as_u64().unwrap() >= 2, "{stats}");

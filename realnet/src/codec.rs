@@ -414,3 +414,235 @@ mod tests {
         assert_eq!(RaftReal::dec_msg(&[0xff, 0xff, 0xff]), None);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// ensemble (serde remote derives: the mirror types are checked field by field by the compiler)
+
+pub struct EnsembleReal;
+
+mod ensemble_wire {
+    use quorumlab_ensemble as e;
+    use quorumlab_kv::{Key, Request, Value};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use stateright::actor::Id;
+    use std::sync::Arc;
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(remote = "e::Version")]
+    pub struct VersionDef {
+        epoch: u64,
+        seq: u64,
+    }
+    #[derive(Serialize, Deserialize)]
+    #[serde(remote = "e::Fact")]
+    pub struct FactDef {
+        epoch: u64,
+        seq: u64,
+        leader: Option<Id>,
+    }
+    #[derive(Serialize, Deserialize)]
+    #[serde(remote = "e::Obj")]
+    pub struct ObjDef {
+        value: Option<Value>,
+        #[serde(with = "VersionDef")]
+        version: e::Version,
+    }
+    #[derive(Serialize, Deserialize)]
+    pub struct ObjW(#[serde(with = "ObjDef")] pub e::Obj);
+    #[derive(Serialize, Deserialize)]
+    pub struct FactW(#[serde(with = "FactDef")] pub e::Fact);
+    #[derive(Serialize, Deserialize)]
+    pub struct VersionW(#[serde(with = "VersionDef")] pub e::Version);
+
+    mod opt_obj {
+        use super::*;
+        pub fn serialize<S: Serializer>(o: &Option<e::Obj>, s: S) -> Result<S::Ok, S::Error> {
+            o.map(ObjW).serialize(s)
+        }
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<e::Obj>, D::Error> {
+            Ok(Option::<ObjW>::deserialize(d)?.map(|w| w.0))
+        }
+    }
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(remote = "e::Body")]
+    pub enum BodyDef {
+        Fact(#[serde(with = "FactDef")] e::Fact),
+        Ok,
+        Obj(#[serde(with = "opt_obj")] Option<e::Obj>),
+        Nack,
+    }
+    #[derive(Serialize, Deserialize)]
+    #[serde(remote = "e::KvReply")]
+    pub enum KvReplyDef {
+        Ok(Option<Value>),
+        Precondition,
+        Failed,
+        Timeout,
+        Unavailable,
+    }
+    #[derive(Serialize, Deserialize)]
+    #[serde(remote = "e::Intercept")]
+    pub enum InterceptDef {
+        CheckEpochFalse(bool),
+        DropPuts(bool),
+        TrustLease(Option<bool>),
+        LeaseMs(Option<u64>),
+        NotfoundDelayMs(Option<u64>),
+    }
+    #[derive(Serialize, Deserialize)]
+    #[serde(remote = "e::Msg")]
+    pub enum MsgDef {
+        Probe {
+            ens: u32,
+            req: u64,
+        },
+        Prepare {
+            ens: u32,
+            req: u64,
+            epoch: u64,
+        },
+        NewEpoch {
+            ens: u32,
+            req: u64,
+            epoch: u64,
+        },
+        Commit {
+            ens: u32,
+            req: u64,
+            #[serde(with = "FactDef")]
+            fact: e::Fact,
+        },
+        Get {
+            ens: u32,
+            req: u64,
+            key: Key,
+            epoch: u64,
+        },
+        Put {
+            ens: u32,
+            req: u64,
+            key: Key,
+            #[serde(with = "ObjDef")]
+            obj: e::Obj,
+            epoch: u64,
+        },
+        CheckEpoch {
+            ens: u32,
+            req: u64,
+            epoch: u64,
+        },
+        UpdateHash {
+            ens: u32,
+            key: Key,
+            #[serde(with = "VersionDef")]
+            version: e::Version,
+        },
+        Reply {
+            ens: u32,
+            req: u64,
+            #[serde(with = "BodyDef")]
+            body: e::Body,
+        },
+        ClientReq {
+            ens: u32,
+            req: Request,
+        },
+        Forward {
+            ens: u32,
+            client: Id,
+            req: Request,
+        },
+        ClientResp {
+            id: u64,
+            #[serde(with = "KvReplyDef")]
+            reply: e::KvReply,
+        },
+        Redirect {
+            id: u64,
+            leader: Option<Id>,
+        },
+        Intercept(#[serde(with = "InterceptDef")] e::Intercept),
+    }
+    #[derive(Serialize, Deserialize)]
+    pub struct MsgW(#[serde(with = "MsgDef")] pub e::Msg);
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Peer {
+        ens: u32,
+        fact: Option<FactW>,
+        data: Vec<(Key, Option<ObjW>, Option<VersionW>)>,
+    }
+    #[derive(Serialize, Deserialize)]
+    pub struct Durable {
+        boot: u64,
+        peers: Vec<Peer>,
+    }
+
+    pub fn storage_out(s: &e::NodeDurable) -> Durable {
+        Durable {
+            boot: s.boot,
+            peers: s
+                .peers
+                .iter()
+                .map(|p| Peer {
+                    ens: p.ens,
+                    fact: p.fact.map(FactW),
+                    data: p
+                        .data
+                        .iter()
+                        .map(|(k, r)| (k, r.obj.map(ObjW), r.known.map(VersionW)))
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+    pub fn storage_in(d: Durable) -> e::NodeDurable {
+        e::NodeDurable {
+            boot: d.boot,
+            peers: d
+                .peers
+                .into_iter()
+                .map(|p| {
+                    let mut pd = e::PeerDurable::new(p.ens);
+                    pd.fact = p.fact.map(|f| f.0);
+                    for (k, obj, known) in p.data {
+                        if let Some(o) = obj {
+                            pd.data.put_obj(k, o.0);
+                        }
+                        if let Some(v) = known {
+                            pd.data.set_known(k, v.0);
+                        }
+                    }
+                    Arc::new(pd)
+                })
+                .collect(),
+        }
+    }
+}
+
+impl RealProtocol for EnsembleReal {
+    const NAME: &'static str = "ensemble";
+    type S = quorumlab_ensemble::Server;
+    type C = quorumlab_ensemble::Adapter;
+
+    fn endpoints(spec: &Spec, layout: &Layout) -> Result<Vec<KvNode<Self::S, Self::C>>, String> {
+        build::<quorumlab_ensemble::Ensemble, _, _>(
+            layout,
+            &spec.protocol.ensemble,
+            spec.workload.timeout_ms,
+        )
+    }
+    fn enc_msg(m: &quorumlab_ensemble::Msg) -> Vec<u8> {
+        enc(&ensemble_wire::MsgW(m.clone()))
+    }
+    fn dec_msg(b: &[u8]) -> Option<quorumlab_ensemble::Msg> {
+        dec::<ensemble_wire::MsgW>(b).map(|w| w.0)
+    }
+    fn enc_storage(s: &quorumlab_ensemble::NodeDurable) -> Vec<u8> {
+        enc(&ensemble_wire::storage_out(s))
+    }
+    fn dec_storage(b: &[u8]) -> Option<quorumlab_ensemble::NodeDurable> {
+        dec(b).map(ensemble_wire::storage_in)
+    }
+}

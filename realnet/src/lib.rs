@@ -19,7 +19,7 @@ pub mod node;
 pub mod storage;
 
 pub use cluster::ClusterFile;
-pub use codec::{RaftReal, RealProtocol, SingleReal};
+pub use codec::{EnsembleReal, RaftReal, RealProtocol, SingleReal};
 
 /// The protocols that run in real mode.
-pub const PROTOCOLS: &[&str] = &["single", "raft"];
+pub const PROTOCOLS: &[&str] = &["single", "raft", "ensemble"];
