@@ -22,6 +22,10 @@ pub fn chaos(seed: u64, variant: Variant, secs: u64, crashes: bool, lose_unsynce
         variant,
         ..Params::default()
     };
+    chaos_with(seed, params, secs, crashes, lose_unsynced)
+}
+
+pub fn chaos_with(seed: u64, params: Params, secs: u64, crashes: bool, lose_unsynced: bool) -> Run {
     let link = LinkModel {
         latency: Latency::Uniform {
             min_ms: 0.5,
@@ -155,6 +159,22 @@ fn faithful_histories_are_linearizable_under_faults() {
     }
     println!("{total} ops, {oks} ok");
     assert!(oks * 3 > total, "most ops should succeed: {oks}/{total}");
+}
+
+/// Several workers per leader (keys run concurrently, each key still serially), and reads
+/// that never trust the lease.
+#[test]
+fn linearizable_with_four_workers_and_untrusted_leases() {
+    for seed in 100..108 {
+        let params = Params {
+            peer_workers: 4,
+            trust_lease: seed % 2 == 0,
+            ..Params::default()
+        };
+        let r = chaos_with(seed, params, 60, true, false);
+        let bad = bad_keys(&r.h.calls);
+        assert!(bad.is_empty(), "seed {seed}: keys {bad:?} not linearizable");
+    }
 }
 
 #[test]
