@@ -147,7 +147,16 @@ fn section(s: &mut String, v: &Violation) {
         None => "The register".to_string(),
     };
     let _ = writeln!(s, "<h2>{}</h2>", esc(&title));
-    if let Some(f) = v.failing_op.and_then(|i| v.ops.get(i)) {
+    if let (Some(f), Some(why)) = (v.failing_op.and_then(|i| v.ops.get(i)), &v.reason) {
+        let _ = writeln!(
+            s,
+            "<p><b>{}</b> by process {} {} cannot be linearized: {}.</p>",
+            esc(&f.describe()),
+            esc(&f.process_name()),
+            esc(&f.interval()),
+            esc(why)
+        );
+    } else if let Some(f) = v.failing_op.and_then(|i| v.ops.get(i)) {
         let _ = writeln!(
             s,
             "<p><b>{}</b> by process {} {} cannot be linearized: after the longest partial \

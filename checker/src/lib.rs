@@ -205,8 +205,29 @@ fn check_key(k: &KeyOps<'_>, budget: &Budget) -> (KeyResult, Option<Violation>) 
             ret: o.ret.zip(o.ret_pos),
         })
         .collect();
+    let kinds: Vec<model::Kind> = sops.iter().map(|o| o.kind).collect();
     let mut stats = Stats::default();
-    let found = search::check(&sops, &mut model, budget, &mut stats);
+    let mut reason = None;
+    let must: Vec<bool> = sops.iter().map(|o| o.ret.is_some()).collect();
+    let found = match model.impossible_observation(&kinds, &must) {
+        Some(op) => {
+            reason = Some(format!(
+                "it observed {}, a value no operation on this key could have produced",
+                match model.to_json(match kinds[op] {
+                    model::Kind::Read(x) | model::Kind::Cas(x, _) => x,
+                    _ => model::ABSENT,
+                }) {
+                    serde_json::Value::Null => "nothing".to_string(),
+                    v => v.to_string(),
+                }
+            ));
+            Found::NotLinearizable {
+                linearization: Vec::new(),
+                failing: op as u32,
+            }
+        }
+        None => search::check(&sops, &mut model, budget, &mut stats),
+    };
     result.steps = stats.steps;
     result.cache_entries = stats.cache_entries;
     match found {
@@ -257,6 +278,7 @@ fn check_key(k: &KeyOps<'_>, budget: &Budget) -> (KeyResult, Option<Violation>) 
                 key: result.key.clone(),
                 ops,
                 failing_op: (failing != u32::MAX).then_some(failing as usize),
+                reason,
                 linearization: linearization.iter().map(|&x| x as usize).collect(),
                 values_after,
                 value_before_failing_op: model.to_json(state),

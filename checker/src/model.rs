@@ -108,6 +108,83 @@ impl Model {
         }
     }
 
+    /// Whether a state reached from `s` by appends only (zero or more) can equal `target`.
+    pub(crate) fn may_grow_into(&self, s: u32, target: u32) -> bool {
+        if s == target || (s == ABSENT && Some(target) == self.empty) {
+            return true;
+        }
+        match &self.vals[target as usize] {
+            Val::S(t) => match &self.vals[s as usize] {
+                Val::Absent => true,
+                Val::S(p) => t.starts_with(&**p),
+                _ => t.starts_with(&self.text(s)),
+            },
+            _ => false,
+        }
+    }
+
+    /// The first op (index) that observes a value no op of the key can produce: an ok read, or
+    /// an ok cas expecting it, of a value that is neither absent nor written (write, create, cas)
+    /// nor, for strings, a written value (or nothing) followed by appended pieces (each piece
+    /// may be reused here, which only makes the test more permissive). Such an op can never
+    /// be linearized.
+    /// `must[i]`: op `i` must take effect (not info).
+    pub(crate) fn impossible_observation(&self, kinds: &[Kind], must: &[bool]) -> Option<usize> {
+        let mut produced: std::collections::HashSet<u32> = [ABSENT].into_iter().collect();
+        produced.extend(self.empty);
+        let mut pieces: Vec<String> = Vec::new();
+        for k in kinds {
+            match *k {
+                Kind::Write(v) | Kind::Create(v) | Kind::Cas(_, v) => {
+                    produced.insert(v);
+                }
+                Kind::Append(v) => pieces.push(self.text(v)),
+                _ => {}
+            }
+        }
+        pieces.sort();
+        pieces.dedup();
+        let bases: Vec<String> = std::iter::once(String::new())
+            .chain(produced.iter().map(|&v| self.text(v)))
+            .collect();
+        let possible = |x: u32| -> bool {
+            if produced.contains(&x) {
+                return true;
+            }
+            let Val::S(t) = &self.vals[x as usize] else {
+                return false; // appends only ever make strings
+            };
+            if pieces.is_empty() {
+                return false;
+            }
+            if t.len() > 1 << 16 || pieces.len() > 1 << 12 {
+                return true; // too big to decide here; the search will
+            }
+            // reach[i]: t[..i] = some base followed by pieces
+            let t = t.as_bytes();
+            let mut reach = vec![false; t.len() + 1];
+            for b in &bases {
+                if t.starts_with(b.as_bytes()) {
+                    reach[b.len()] = true;
+                }
+            }
+            for i in 0..t.len() {
+                if reach[i] {
+                    for p in &pieces {
+                        if !p.is_empty() && t[i..].starts_with(p.as_bytes()) {
+                            reach[i + p.len()] = true;
+                        }
+                    }
+                }
+            }
+            reach[t.len()]
+        };
+        (0..kinds.len()).find(|&i| match kinds[i] {
+            Kind::Read(x) | Kind::Cas(x, _) => must[i] && !possible(x),
+            _ => false,
+        })
+    }
+
     fn append(&mut self, s: u32, v: u32) -> u32 {
         if let Some(&r) = self.appends.get(&(s, v)) {
             return r;

@@ -118,6 +118,10 @@ pub struct Violation {
     /// The op that cannot be linearized: its completion is reached, at the end of the longest
     /// partial linearization, with no way to put it in.
     pub failing_op: Option<usize>,
+    /// Set when the failing op is refuted without search: it observed a value that no
+    /// operation on the key could have produced (then `linearization` is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// The longest partial linearization found (op ids, in linearization order).
     pub linearization: Vec<usize>,
     /// The key's value after each op of `linearization` (null = absent).
@@ -276,6 +280,17 @@ fn explain_violation(s: &mut String, v: &Violation) {
         Json::Null => "absent".to_string(),
         other => other.to_string(),
     };
+    if let (Some(f), Some(why)) = (v.failing_op.and_then(|i| v.ops.get(i)), &v.reason) {
+        let _ = writeln!(
+            s,
+            "{}: {} by process {} {} cannot be linearized: {why}.",
+            key_name(&v.key),
+            f.describe(),
+            f.process_name(),
+            f.interval()
+        );
+        return;
+    }
     if let Some(f) = v.failing_op.and_then(|i| v.ops.get(i)) {
         let _ = writeln!(
             s,

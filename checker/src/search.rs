@@ -8,6 +8,19 @@
 //! point after their call, or stay pending forever. The history is linearizable as soon as no
 //! return entry is left.
 //!
+//! Info ops are where the search blows up (every pending one may or may not have been applied
+//! yet), so they are only linearized where they can matter, which loses no linearization: in
+//! any valid linearization, an applied info op `I` (state `s0` before it, `v` after) that is
+//! immediately followed by a blind write or delete can be removed (the state after the write
+//! is the same); if it is followed by an observer (read, failed precondition) that is also
+//! valid in `s0`, the two can be swapped (an info op has no completion, so moving it later
+//! never breaks real-time order); at the very end it can be removed. Repeating this yields a
+//! linearization in which each applied info op is immediately followed by a cas, create or
+//! append (whose effect depends on `v`), or by an observer that is valid in `v` and not in
+//! `s0`. So right after linearizing an info op, the search only tries such ops. Because this
+//! restricts the next step, the cache key then also holds `s0`; a configuration explored
+//! without restriction covers the restricted one, never the reverse.
+//!
 //! The cache key is the linearized set as a bitset plus the model state, hashed with Zobrist
 //! hashing (updated in O(1) per step). Only the window of words between the first word that is
 //! not all ones and the last non-zero word is stored, so the cache stays small on long
@@ -19,6 +32,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
 const NONE: u32 = u32::MAX;
+const RESTRICT_SALT: u64 = 0xA5A5_0000_5A5A_0000;
 
 /// One op of a key, ready for the search.
 #[derive(Clone, Copy, Debug)]
@@ -77,6 +91,8 @@ impl Hasher for IdHasher {
 struct Cache {
     heads: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
     state: Vec<u32>,
+    /// The state before the info op just linearized (restricted next step), or NONE.
+    restr: Vec<u32>,
     lo: Vec<u32>,
     off: Vec<u32>,
     len: Vec<u32>,
@@ -85,13 +101,14 @@ struct Cache {
 }
 
 /// Approximate bytes per cache entry besides its words (entry arrays + hash table slot).
-const ENTRY_BYTES: usize = 5 * 4 + 16;
+const ENTRY_BYTES: usize = 6 * 4 + 16;
 
 impl Cache {
     fn new() -> Cache {
         Cache {
             heads: HashMap::default(),
             state: Vec::new(),
+            restr: Vec::new(),
             lo: Vec::new(),
             off: Vec::new(),
             len: Vec::new(),
@@ -104,27 +121,36 @@ impl Cache {
         self.words.len() * 8 + self.state.len() * ENTRY_BYTES
     }
 
-    /// Inserts (window at word `lo`, state); false if it was already there.
-    fn insert(&mut self, h: u64, state: u32, lo: u32, win: &[u64]) -> bool {
-        let head = self.heads.get(&h).copied().unwrap_or(NONE);
-        let mut e = head;
+    fn find(&self, h: u64, state: u32, restr: u32, lo: u32, win: &[u64]) -> bool {
+        let mut e = self.heads.get(&h).copied().unwrap_or(NONE);
         while e != NONE {
             let i = e as usize;
             if self.state[i] == state
+                && self.restr[i] == restr
                 && self.lo[i] == lo
                 && self.len[i] as usize == win.len()
                 && self.words[self.off[i] as usize..][..win.len()] == *win
             {
-                return false;
+                return true;
             }
             e = self.next[i];
+        }
+        false
+    }
+
+    /// Inserts (window at word `lo`, state, restriction); false if it was already there.
+    fn insert(&mut self, h: u64, state: u32, restr: u32, lo: u32, win: &[u64]) -> bool {
+        if self.find(h, state, restr, lo, win) {
+            return false;
         }
         if self.words.len() + win.len() > u32::MAX as usize || self.state.len() >= NONE as usize {
             // cannot be indexed; the caller's memory budget trips long before this
             return true;
         }
+        let head = self.heads.get(&h).copied().unwrap_or(NONE);
         let id = self.state.len() as u32;
         self.state.push(state);
+        self.restr.push(restr);
         self.lo.push(lo);
         self.off.push(self.words.len() as u32);
         self.len.push(win.len() as u32);
@@ -180,8 +206,55 @@ impl Bits {
     }
 }
 
+/// Dead-state pruning for appends (concurrent appends yield a different value for each order,
+/// which Lowe's cache cannot merge; without this the search enumerates orders of appends).
+/// Walking the list from the head, each read (or ok cas) whose return is met must be
+/// linearized before any op whose call comes later; so at its linearization point the value
+/// is `s`, or the value some op met before it resets to (write, cas, create, delete), extended
+/// by appends. If a read's value extends none of these bases, `s` is dead (`Err(that read)`).
+/// Sound for any prefix of the walk, so the walk stops after a few returns.
+fn appends_may_reach(
+    s: u32,
+    next: &[u32],
+    ent_op: &[u32],
+    ent_call: &[bool],
+    kinds: &[Kind],
+    tail: u32,
+    model: &Model,
+) -> Result<(), u32> {
+    let mut bases: Vec<u32> = vec![s];
+    let mut e = next[0];
+    let (mut walked, mut returns) = (0, 0);
+    while e != tail && walked < 256 && returns < 8 {
+        let k = kinds[ent_op[e as usize] as usize];
+        if ent_call[e as usize] {
+            match k {
+                Kind::Write(v) | Kind::Cas(_, v) | Kind::Create(v) => bases.push(v),
+                // absent extends into anything: nothing left to prune
+                Kind::Delete => return Ok(()),
+                _ => {}
+            }
+        } else {
+            returns += 1;
+            if let Kind::Read(x) | Kind::Cas(x, _) = k {
+                if !bases.iter().any(|&b| model.may_grow_into(b, x)) {
+                    return Err(ent_op[e as usize]);
+                }
+            }
+        }
+        e = next[e as usize];
+        walked += 1;
+    }
+    Ok(())
+}
+
 /// Checks the ops of one key (ops sorted by call). Deterministic.
-pub(crate) fn check(ops: &[SOp], model: &mut Model, budget: &Budget, stats: &mut Stats) -> Found {
+pub(crate) fn check(
+    ops: &[SOp],
+    model: &mut Model,
+    budget: &Budget,
+    stats: &mut Stats,
+) -> Found {
     let n = ops.len();
     if n >= (NONE as usize) / 2 - 2 {
         return Found::Unknown("too many operations on one key".into());
@@ -216,6 +289,7 @@ pub(crate) fn check(ops: &[SOp], model: &mut Model, budget: &Budget, stats: &mut
     }
     drop(ents);
     let kinds: Vec<Kind> = ops.iter().map(|o| o.kind).collect();
+    let is_info: Vec<bool> = ops.iter().map(|o| o.ret.is_none()).collect();
     let zob: Vec<u64> = (0..n as u64).map(|i| mix(i ^ 0x5151_7A7A_0000_0000)).collect();
     let mut remaining = ret_node.iter().filter(|&&r| r != NONE).count();
 
@@ -229,6 +303,9 @@ pub(crate) fn check(ops: &[SOp], model: &mut Model, budget: &Budget, stats: &mut
     let mut best_valid = 0usize;
     let mut best_fail = NONE;
     let mut have_best = false;
+    // configuration counter, and the read the append lookahead last found unreachable in it
+    let mut serial: u64 = 0;
+    let mut culprit: Option<(u64, u32)> = None;
 
     macro_rules! remove {
         ($x:expr) => {{
@@ -264,11 +341,41 @@ pub(crate) fn check(ops: &[SOp], model: &mut Model, budget: &Budget, stats: &mut
         let is_call = node != tail && ent_call[node as usize];
         if is_call {
             let op = ent_op[node as usize];
-            if let Some(ns) = model.step(state, kinds[op as usize]) {
+            let k = kinds[op as usize];
+            // right after an info op (state s0 before it), only ops that depend on it
+            let allowed = match stack.last() {
+                Some(&(top, s0)) if is_info[top as usize] => match k {
+                    Kind::Write(_) | Kind::Delete => false,
+                    Kind::Read(_) | Kind::CasFailed(_) | Kind::CreateFailed => {
+                        model.step(s0, k).is_none()
+                    }
+                    Kind::Cas(..) | Kind::Create(_) | Kind::Append(_) => true,
+                },
+                _ => true,
+            };
+            let mut next_state = if allowed { model.step(state, k) } else { None };
+            if let (Some(ns), Kind::Append(_)) = (next_state, k) {
+                if let Err(read) =
+                    appends_may_reach(ns, &next, &ent_op, &ent_call, &kinds, tail, model)
+                {
+                    next_state = None;
+                    culprit = Some((serial, read));
+                }
+            }
+            if let Some(ns) = next_state {
                 bits.set(op);
                 let nz = zh ^ zob[op as usize];
                 let h = nz ^ mix(ns as u64);
-                if cache.insert(h, ns, bits.lo as u32, bits.window()) {
+                let (lo, win) = (bits.lo as u32, bits.window());
+                let fresh = if is_info[op as usize] {
+                    // restricted next step: covered if seen unrestricted
+                    !cache.find(h, ns, NONE, lo, win)
+                        && cache.insert(h ^ mix(state as u64 ^ RESTRICT_SALT), ns, state, lo, win)
+                } else {
+                    cache.insert(h, ns, NONE, lo, win)
+                };
+                if fresh {
+                    serial += 1;
                     stack.push((op, state));
                     state = ns;
                     zh = nz;
@@ -299,7 +406,18 @@ pub(crate) fn check(ops: &[SOp], model: &mut Model, budget: &Budget, stats: &mut
                 best_fail = if node == tail {
                     NONE
                 } else {
-                    ent_op[node as usize]
+                    let blocked = ent_op[node as usize];
+                    match culprit {
+                        // an append blocked by the lookahead: name the read that no
+                        // continuation can satisfy
+                        Some((at, read))
+                            if at == serial
+                                && matches!(kinds[blocked as usize], Kind::Append(_)) =>
+                        {
+                            read
+                        }
+                        _ => blocked,
+                    }
                 };
             }
             let Some((op, st)) = stack.pop() else {
@@ -308,6 +426,7 @@ pub(crate) fn check(ops: &[SOp], model: &mut Model, budget: &Budget, stats: &mut
                     failing: best_fail,
                 };
             };
+            serial += 1;
             if stack.len() < best_valid {
                 best_valid = stack.len();
             }

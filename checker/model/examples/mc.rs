@@ -1,0 +1,46 @@
+//! Ad-hoc runs: `cargo run --release -p quorumlab-model --example mc -- raft faithful depth=12 crashes=1 ...`
+use quorumlab_model::*;
+
+fn main() {
+    let a: Vec<String> = std::env::args().skip(1).collect();
+    let mut c = defaults(&a[0], &a[1]).unwrap();
+    let mut svg = None;
+    for kv in &a[2..] {
+        let (k, v) = kv.split_once('=').unwrap();
+        match k {
+            "peers" => c.peers = v.parse().unwrap(),
+            "clients" => { c.clients = v.parse().unwrap(); c.script.clear() }
+            "ops" => { c.ops = v.parse().unwrap(); c.script.clear() }
+            "keys" => c.keys = v.parse().unwrap(),
+            "script" => c.script = parse_script(v).unwrap(),
+            "crashes" => c.crashes = v.parse().unwrap(),
+            "restarts" => c.restarts = v.parse().unwrap(),
+            "lossy" => c.lossy = v.parse().unwrap(),
+            "network" => c.network = v.parse().unwrap(),
+            "lease" => c.lease_reads = v.parse().unwrap(),
+            "timeouts" => c.client_timeouts = v.parse().unwrap(),
+            "max_term" => c.max_term = v.parse().unwrap(),
+            "max_rounds" => c.max_rounds = v.parse().unwrap(),
+            "max_entries" => c.max_entries = v.parse().unwrap(),
+            "warmup" => c.warmup = v.parse().unwrap(),
+            "mode" => c.mode = v.parse().unwrap(),
+            "threads" => c.threads = v.parse().unwrap(),
+            "depth" => c.depth = if v == "none" { None } else { Some(v.parse().unwrap()) },
+            "states" => c.max_states = if v == "none" { None } else { Some(v.parse().unwrap()) },
+            "timeout" => c.timeout_secs = Some(v.parse().unwrap()),
+            "symmetry" => c.symmetry = v.parse().unwrap(),
+            "seed" => c.seed = v.parse().unwrap(),
+            "svg" => svg = Some(v.to_string()),
+            _ => panic!("unknown {k}"),
+        }
+    }
+    let r = check(c).unwrap();
+    println!("{}", r.text());
+    if let Some(path) = svg {
+        for p in &r.properties {
+            if let Some(s) = &p.svg {
+                std::fs::write(format!("{path}-{}.svg", p.name.replace(' ', "_")), s).unwrap();
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! `ensemble` (riak_ensemble) under the harness: configuration, boundaries and trace rendering.
+//! Durability is checked on the client history (no acknowledged write may be missed by a later
+//! read); riak's own integrity tree makes a storage-level check ambiguous (a follower may hold an
+//! older object than the tree records, which the tree then rejects).
+
+use crate::config::{ModelCfg, NetKind};
+use crate::harness::{KvModel, Proto, St};
+use crate::raft::{fmt_op, fmt_req};
+use quorumlab_ensemble::{
+    Adapter, AdapterState, Body, Ensemble, KvReply, Msg, NodeDurable, NodeSt, Params, Retry, Role,
+    Server, Timer, Variant,
+};
+use quorumlab_kv::{Key, Layout, Op, Request};
+use stateright::actor::Id;
+
+/// The ensemble protocol marker.
+pub struct EnsembleProto;
+
+pub const VARIANTS: &[&str] = &["faithful", "lease_pr49", "skip_rewrite", "volatile_fact"];
+
+fn variant(name: &str) -> Result<Variant, String> {
+    Ok(match name {
+        "faithful" => Variant::Faithful,
+        "lease_pr49" => Variant::LeasePr49,
+        "skip_rewrite" => Variant::SkipRewrite,
+        "volatile_fact" => Variant::VolatileFact,
+        _ => {
+            return Err(format!(
+                "unknown ensemble variant {name:?} (expected one of: {})",
+                VARIANTS.join(", ")
+            ))
+        }
+    })
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Probe => "probe",
+        Role::Election => "election",
+        Role::Prefollow => "prefollow",
+        Role::Prepare => "prepare",
+        Role::Prelead => "prelead",
+        Role::Leading => "leading",
+        Role::Following => "following",
+    }
+}
+
+impl Proto for EnsembleProto {
+    const NAME: &'static str = "ensemble";
+    type Msg = Msg;
+    type STimer = Timer;
+    type SState = NodeSt;
+    type Storage = NodeDurable;
+    type CTimer = Retry;
+    type CState = AdapterState;
+    type Server = Server;
+    type Adapter = Adapter;
+
+    fn variants() -> &'static [&'static str] {
+        VARIANTS
+    }
+
+    fn defaults(v: &str) -> Result<ModelCfg, String> {
+        variant(v)?;
+        let mut c = ModelCfg::base("ensemble", v);
+        c.network = NetKind::Ordered; // Erlang distribution: FIFO per pair of processes
+        match v {
+            "faithful" | "lease_pr49" => {
+                c.clients = 2;
+                c.ops = 1;
+                c.max_term = 1;
+                c.max_rounds = 4;
+                c.depth = Some(40);
+            }
+            "skip_rewrite" => {
+                c.script = vec![
+                    vec![(Key(0), Op::Write(1)), (Key(0), Op::Write(2))],
+                    vec![(Key(0), Op::Read), (Key(0), Op::Read)],
+                ];
+                c.warmup = true;
+                c.max_term = 2;
+                c.max_rounds = 6;
+                c.mode = crate::config::Mode::Dfs;
+            }
+            "volatile_fact" => {
+                c.clients = 0;
+                c.crashes = 1;
+                c.restarts = 1;
+                c.max_term = 1;
+                c.max_rounds = 4;
+                c.warmup = true;
+            }
+            _ => unreachable!(),
+        }
+        Ok(c)
+    }
+
+    fn build(cfg: &ModelCfg, layout: &Layout) -> Result<(Server, Adapter), String> {
+        let params = Params {
+            variant: variant(&cfg.variant)?,
+            trust_lease: cfg.lease_reads,
+            ..Params::default()
+        };
+        params.check()?;
+        Ok((
+            Ensemble::server(layout, &params),
+            Ensemble::adapter(layout, &params),
+        ))
+    }
+
+    fn client_request(msg: &Msg) -> Option<&Request> {
+        match msg {
+            Msg::ClientReq { req, .. } => Some(req),
+            _ => None,
+        }
+    }
+
+    fn in_bounds(cfg: &ModelCfg, st: &NodeSt, _storage: Option<&NodeDurable>) -> bool {
+        st.next_req <= cfg.max_rounds
+            && st.boot <= 1 + cfg.restarts
+            && st.peers.iter().all(|p| p.fact.epoch <= cfg.max_term)
+    }
+
+    fn durability(_m: &KvModel<Self>, _s: &St<Self>) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn summary(st: &NodeSt) -> String {
+        st.peers
+            .iter()
+            .map(|p| {
+                let mut s = format!("{} e{}", role_name(p.role), p.fact.epoch);
+                if let Some(l) = p.fact.leader {
+                    s.push_str(&format!(" leader n{}", usize::from(l)));
+                }
+                if let Some((c, e)) = p.prelim {
+                    if matches!(p.role, Role::Prefollow | Role::Prepare | Role::Prelead) {
+                        s.push_str(&format!(" (n{} for e{e})", usize::from(c)));
+                    }
+                }
+                let saved = p.dur.fact.map_or(0, |f| f.epoch);
+                if saved != p.fact.epoch {
+                    s.push_str(&format!(", saved e{saved}"));
+                }
+                s
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn fmt_msg(msg: &Msg) -> String {
+        let vsn = |e: u64, s: u64| format!("{e}.{s}");
+        match msg {
+            Msg::Probe { .. } => "probe".into(),
+            Msg::Prepare { epoch, .. } => format!("prepare e{epoch}"),
+            Msg::NewEpoch { epoch, .. } => format!("new_epoch e{epoch}"),
+            Msg::Commit { fact, .. } => format!(
+                "commit fact {}{}",
+                vsn(fact.epoch, fact.seq),
+                fact.leader.map_or(String::new(), |l| format!(
+                    " leader n{}",
+                    usize::from(l)
+                ))
+            ),
+            Msg::Get { key, epoch, .. } => format!("get {key} e{epoch}"),
+            Msg::Put {
+                key, obj, epoch, ..
+            } => format!(
+                "put {key}={} v{} e{epoch}",
+                obj.value.map_or("notfound".into(), |v| v.to_string()),
+                vsn(obj.version.epoch, obj.version.seq)
+            ),
+            Msg::CheckEpoch { epoch, .. } => format!("check_epoch e{epoch}"),
+            Msg::UpdateHash { key, version, .. } => {
+                format!("update_hash {key} v{}", vsn(version.epoch, version.seq))
+            }
+            Msg::Reply { body, .. } => match body {
+                Body::Fact(f) => format!(
+                    "reply fact {}{}",
+                    vsn(f.epoch, f.seq),
+                    f.leader
+                        .map_or(String::new(), |l| format!(" leader n{}", usize::from(l)))
+                ),
+                Body::Ok => "reply ok".into(),
+                Body::Obj(None) => "reply notfound".into(),
+                Body::Obj(Some(o)) => format!(
+                    "reply obj {} v{}",
+                    o.value.map_or("tombstone".into(), |v| v.to_string()),
+                    vsn(o.version.epoch, o.version.seq)
+                ),
+                Body::Nack => "reply nack".into(),
+            },
+            Msg::ClientReq { req, .. } => format!("request {}", fmt_req(req)),
+            Msg::Forward { req, .. } => format!("forward {}", fmt_req(req)),
+            Msg::ClientResp { id, reply } => {
+                let r = match reply {
+                    KvReply::Ok(Some(v)) => format!("ok {v}"),
+                    KvReply::Ok(None) => "ok".into(),
+                    other => format!("{other:?}").to_lowercase(),
+                };
+                format!("response #{}.{} {r}", id >> 32, id & 0xffff_ffff)
+            }
+            Msg::Redirect { id, leader } => format!(
+                "redirect #{}.{}{}",
+                id >> 32,
+                id & 0xffff_ffff,
+                leader.map_or(String::new(), |l| format!(" to n{}", usize::from(l)))
+            ),
+            Msg::Intercept(i) => format!("intercept {i:?}"),
+        }
+    }
+
+    fn settled(states: &[&NodeSt]) -> bool {
+        let Some(lead) = states.first().and_then(|s| s.peers.first()) else {
+            return false;
+        };
+        if lead.role != Role::Leading || lead.blocked {
+            return false;
+        }
+        states[1..].iter().all(|s| {
+            s.peers.iter().all(|p| {
+                p.role == Role::Following
+                    && p.ready
+                    && p.fact.epoch == lead.fact.epoch
+                    && p.fact.leader == Some(Id::from(0))
+            })
+        })
+    }
+}
+
+/// For docs and tests: the op text used in traces.
+pub fn op_text(k: Key, op: &Op) -> String {
+    fmt_op(k.0, op)
+}
+
+impl EnsembleProto {
+    /// Peers that lead (role `leading`) per epoch, over live servers.
+    pub fn leaders(m: &KvModel<Self>, s: &St<Self>) -> Vec<(u64, usize)> {
+        let mut out = Vec::new();
+        for i in 0..m.servers {
+            if s.crashed[i] {
+                continue;
+            }
+            if let Some(st) = m.server_state(s, i) {
+                for p in &st.peers {
+                    if p.role == Role::Leading {
+                        out.push((p.fact.epoch, i));
+                    }
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,1 @@
+//! Lease teaching case (filled in below).

@@ -1,0 +1,1 @@
+//! Bug zoo (filled in below).
