@@ -107,8 +107,8 @@ pub fn compare_html(dir: &Path, spec: &Spec, seed: u64, runs: &[CompareRun]) -> 
     if !spec.description.is_empty() {
         let _ = writeln!(b, "<p class=\"how\">{}</p>", esc(spec.description.trim()));
     }
-    b += "<nav><a href=\"#table\">summary</a><a href=\"#latency\">latency</a>\
-          <a href=\"#time\">over time</a><a href=\"#stacked\">per protocol</a>\
+    b += "<nav><a href=\"#table\">summary</a><a href=\"#time\">over time</a>\
+          <a href=\"#latency\">latency</a><a href=\"#stacked\">per protocol</a>\
           <a href=\"#unavail\">unavailability</a><a href=\"#groups\">per-group availability</a>\
           <a href=\"#leaders\">leadership</a><a href=\"#cost\">cost</a></nav>\n";
     if runs.is_empty() {
@@ -161,48 +161,6 @@ pub fn compare_html(dir: &Path, spec: &Spec, seed: u64, runs: &[CompareRun]) -> 
         &rows,
     );
 
-    // Latency.
-    b += "<h2 id=\"latency\">Latency</h2>\n";
-    let series: Vec<(String, plotters::style::RGBColor, Vec<(f64, f64)>)> = runs
-        .iter()
-        .map(|r| {
-            (
-                r.protocol.clone(),
-                style::protocol_color(&r.protocol),
-                r.metrics.cdf.get("all").cloned().unwrap_or_default(),
-            )
-        })
-        .collect();
-    b += &figure(&plots::cdf("Latency CDF of ok ops (all op types)", &series, 360));
-    b += &figure(&plots::tail(
-        "Latency tail: fraction of ok ops slower than a latency",
-        &series,
-        300,
-    ));
-    let ops: BTreeSet<&String> = runs
-        .iter()
-        .flat_map(|r| r.summary.latency_us.keys())
-        .collect();
-    let mut head: Vec<String> = vec!["op".into()];
-    for r in runs {
-        head.push(format!("{} p50", esc(&r.protocol)));
-        head.push(format!("{} p99", esc(&r.protocol)));
-    }
-    let rows: Vec<Vec<String>> = ops
-        .iter()
-        .map(|f| {
-            let mut row = vec![esc(f)];
-            for r in runs {
-                let p = r.summary.latency_us.get(*f).cloned().unwrap_or_default();
-                row.push(html::us(p.p50));
-                row.push(html::us(p.p99));
-            }
-            row
-        })
-        .collect();
-    let head_refs: Vec<&str> = head.iter().map(|s| s.as_str()).collect();
-    b += &table(&head_refs, &rows);
-
     // Over time, overlaid.
     let span_ns = runs.iter().map(|r| r.metrics.span_ns).max().unwrap_or(1);
     let axis_of = |r: &CompareRun, kind_only: bool| {
@@ -210,7 +168,17 @@ pub fn compare_html(dir: &Path, spec: &Spec, seed: u64, runs: &[CompareRun]) -> 
         a.span_s = span_ns as f64 / 1e9;
         a
     };
-    let shared_axis = axis_of(&runs[0], true);
+    // Fault labels name nodes when every protocol faulted the same ones (an isolated leader
+    // differs between protocols: then only the kind).
+    let mut shared_axis = axis_of(&runs[0], false);
+    for (i, f) in shared_axis.faults.iter_mut().enumerate() {
+        let same = runs
+            .iter()
+            .all(|r| r.metrics.faults.get(i).map(|w| &w.label) == runs[0].metrics.faults.get(i).map(|w| &w.label));
+        if !same {
+            f.2 = runs[0].metrics.faults[i].kind.clone();
+        }
+    }
     b += "<h2 id=\"time\">Throughput and availability over time</h2>\n<p class=\"how\">All \
           protocols on one time axis; fault windows (from the shared schedule) shaded.</p>\n";
     let ok_rate: Vec<_> = runs
@@ -259,6 +227,48 @@ pub fn compare_html(dir: &Path, spec: &Spec, seed: u64, runs: &[CompareRun]) -> 
         true,
         200,
     ));
+
+    // Latency.
+    b += "<h2 id=\"latency\">Latency</h2>\n";
+    let series: Vec<(String, plotters::style::RGBColor, Vec<(f64, f64)>)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r.protocol.clone(),
+                style::protocol_color(&r.protocol),
+                r.metrics.cdf.get("all").cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    b += &figure(&plots::cdf("Latency CDF of ok ops (all op types)", &series, 360));
+    b += &figure(&plots::tail(
+        "Latency tail: fraction of ok ops slower than a latency",
+        &series,
+        300,
+    ));
+    let ops: BTreeSet<&String> = runs
+        .iter()
+        .flat_map(|r| r.summary.latency_us.keys())
+        .collect();
+    let mut head: Vec<String> = vec!["op".into()];
+    for r in runs {
+        head.push(format!("{} p50", esc(&r.protocol)));
+        head.push(format!("{} p99", esc(&r.protocol)));
+    }
+    let rows: Vec<Vec<String>> = ops
+        .iter()
+        .map(|f| {
+            let mut row = vec![esc(f)];
+            for r in runs {
+                let p = r.summary.latency_us.get(*f).cloned().unwrap_or_default();
+                row.push(html::us(p.p50));
+                row.push(html::us(p.p99));
+            }
+            row
+        })
+        .collect();
+    let head_refs: Vec<&str> = head.iter().map(|s| s.as_str()).collect();
+    b += &table(&head_refs, &rows);
 
     // Stacked per protocol.
     b += "<h2 id=\"stacked\">Per protocol, on one time axis</h2>\n<p class=\"how\">Completions \

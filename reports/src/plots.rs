@@ -36,6 +36,9 @@ const LEGEND_FONT: u32 = 15;
 pub struct TimeAxis {
     pub span_s: f64,
     pub measure_from_s: f64,
+    /// End of the measured window (ops completing after it are the last ones draining); 0:
+    /// not shown.
+    pub measure_to_s: f64,
     /// (start s, end s, label).
     pub faults: Vec<(f64, f64, String)>,
 }
@@ -328,37 +331,64 @@ fn plot_width() -> f64 {
     f64::from(WIDTH - LEFT_MARGIN - Y_LABEL_AREA - RIGHT_MARGIN)
 }
 
-/// Shades the warm-up and fault windows; labels them when `labels`.
+/// The union of fault windows, as disjoint sorted spans.
+fn fault_union(axis: &TimeAxis) -> Vec<(f64, f64)> {
+    let mut w: Vec<(f64, f64)> = axis
+        .faults
+        .iter()
+        .map(|(a, b, _)| (*a, b.min(axis.span_s).max(*a)))
+        .collect();
+    w.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for (a, b) in w {
+        match out.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+/// Shades the spans outside the measured window and the fault windows (their union, so that
+/// overlapping faults do not darken); marks each fault's start, and labels them when `labels`.
 fn shade<Y>(chart: &mut TimeChart<'_, '_, Y>, axis: &TimeAxis, lo: f64, hi: f64, labels: bool) -> Res
 where
     Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
 {
     let px_per_s = plot_width() / axis.span_s.max(1e-9);
+    let gray = RGBColor(0x55, 0x55, 0x55);
+    let mut outside: Vec<(f64, f64, &str)> = Vec::new();
     if axis.measure_from_s > 0.0 {
+        outside.push((0.0, axis.measure_from_s.min(axis.span_s), "warm-up"));
+    }
+    if axis.measure_to_s > 0.0 && axis.measure_to_s < axis.span_s {
+        outside.push((axis.measure_to_s, axis.span_s, "drain"));
+    }
+    for &(a, b, label) in &outside {
         chart
             .draw_series(std::iter::once(Rectangle::new(
-                [(0.0, lo), (axis.measure_from_s.min(axis.span_s), hi)],
+                [(a, lo), (b, hi)],
                 style::WARMUP.mix(0.13).filled(),
             )))
             .map_err(err)?;
-        if labels && axis.measure_from_s * px_per_s > 70.0 {
+        if labels && (b - a) * px_per_s > f64::from(text_w(label, 14)) + 8.0 {
             chart
                 .draw_series(std::iter::once(
-                    EmptyElement::at((0.0, hi))
-                        + Text::new("warm-up", (4, 4), font(14, RGBColor(0x55, 0x55, 0x55))),
+                    EmptyElement::at((a, hi)) + Text::new(label, (4, 4), font(14, gray)),
                 ))
                 .map_err(err)?;
         }
     }
-    let mut next_free = f64::NEG_INFINITY;
-    for (a, b, label) in &axis.faults {
-        let b = b.min(axis.span_s);
+    for (a, b) in fault_union(axis) {
         chart
             .draw_series(std::iter::once(Rectangle::new(
-                [(*a, lo), (b.max(*a), hi)],
+                [(a, lo), (b, hi)],
                 style::FAULT.mix(0.10).filled(),
             )))
             .map_err(err)?;
+    }
+    let mut next_free = f64::NEG_INFINITY;
+    for (a, _, label) in &axis.faults {
         chart
             .draw_series(std::iter::once(PathElement::new(
                 vec![(*a, lo), (*a, hi)],
@@ -367,13 +397,15 @@ where
             .map_err(err)?;
         let x_px = a * px_per_s;
         if labels && x_px >= next_free && x_px + 40.0 < plot_width() {
+            let w = text_w(label, 14);
             chart
                 .draw_series(std::iter::once(
                     EmptyElement::at((*a, hi))
+                        + Rectangle::new([(2, 2), (w + 8, 19)], WHITE.mix(0.85).filled())
                         + Text::new(label.clone(), (4, 4), font(14, RGBColor(0xa0, 0x1a, 0x1a))),
                 ))
                 .map_err(err)?;
-            next_free = x_px + f64::from(text_w(label, 14)) + 12.0;
+            next_free = x_px + f64::from(w) + 12.0;
         }
     }
     Ok(())
@@ -386,7 +418,7 @@ where
 {
     for (a, b, _) in &axis.faults {
         for x in [*a, *b] {
-            if x <= axis.span_s {
+            if x < axis.span_s {
                 chart
                     .draw_series(std::iter::once(PathElement::new(
                         vec![(x, lo), (x, hi)],
@@ -401,8 +433,12 @@ where
 
 fn span_legend(axis: &TimeAxis) -> Vec<LegendItem> {
     let mut v = Vec::new();
-    if axis.measure_from_s > 0.0 {
-        v.push(LegendItem::new("warm-up (not in figures)", style::WARMUP, Mark::Shade));
+    if axis.measure_from_s > 0.0 || (axis.measure_to_s > 0.0 && axis.measure_to_s < axis.span_s) {
+        v.push(LegendItem::new(
+            "outside the measured window",
+            style::WARMUP,
+            Mark::Shade,
+        ));
     }
     if !axis.faults.is_empty() {
         v.push(LegendItem::new("fault window", style::FAULT, Mark::Shade));
@@ -704,7 +740,8 @@ pub fn tail(title: impl Into<Title>, series: &[(String, RGBColor, Vec<(f64, f64)
                 if p >= 1.0 {
                     format!("{}%", p.round())
                 } else {
-                    format!("{}%", fmt_num(p))
+                    let s = format!("{p:.6}");
+                    format!("{}%", s.trim_end_matches('0').trim_end_matches('.'))
                 }
             })
             .draw()
@@ -943,15 +980,19 @@ pub fn leadership(
     let mut leaders: Vec<usize> = segments.iter().filter_map(|s| s.leader).collect();
     leaders.sort_unstable();
     leaders.dedup();
-    let mut legend: Vec<LegendItem> = leaders
-        .iter()
-        .map(|&n| {
-            LegendItem::new(
-                format!("leader {}", crate::metrics::endpoint_name(n, nodes)),
-                style::node_color(n),
-                Mark::Box,
-            )
-        })
+    // Leaders that share a color (more nodes than colors) share a legend entry.
+    let mut by_color: Vec<(RGBColor, Vec<String>)> = Vec::new();
+    for &n in &leaders {
+        let c = style::node_color(n);
+        let name = crate::metrics::endpoint_name(n, nodes);
+        match by_color.iter_mut().find(|(k, _)| *k == c) {
+            Some((_, v)) => v.push(name),
+            None => by_color.push((c, vec![name])),
+        }
+    }
+    let mut legend: Vec<LegendItem> = by_color
+        .into_iter()
+        .map(|(c, names)| LegendItem::new(format!("leader {}", names.join("/")), c, Mark::Box))
         .collect();
     legend.push(LegendItem::new("no leader", style::NO_DATA, Mark::Box));
     legend.push(LegendItem::new("election (sampled every 10 ms)", INK, Mark::Tick));
@@ -974,6 +1015,7 @@ pub fn leadership(
         group_mesh(&mut chart, groups)?;
         let mut ax = axis.clone();
         ax.measure_from_s = 0.0;
+        ax.measure_to_s = 0.0;
         shade(&mut chart, &ax, lo, hi, false)?;
         let row_px = f64::from(rows_h(groups)) / groups as f64;
         for s in segments.iter().filter(|s| s.group < groups) {
@@ -1274,6 +1316,7 @@ mod tests {
         let axis = TimeAxis {
             span_s: 0.0,
             measure_from_s: 0.0,
+            measure_to_s: 0.0,
             faults: vec![],
         };
         assert!(cdf("x", &[], 300).contains("note"));

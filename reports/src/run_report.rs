@@ -82,13 +82,15 @@ pub fn time_axis(m: &RunMetrics, kind_only_labels: bool) -> TimeAxis {
     TimeAxis {
         span_s,
         measure_from_s: m.measure_from_ns as f64 / 1e9,
+        measure_to_s: m.measure_to_ns as f64 / 1e9,
         faults: m
             .faults
             .iter()
             .map(|f| {
                 (
                     f.start_ns as f64 / 1e9,
-                    f.end_ns.map(|e| e as f64 / 1e9).unwrap_or(span_s),
+                    // A fault never undone lasts past the end of every figure.
+                    f.end_ns.map(|e| e as f64 / 1e9).unwrap_or(f64::INFINITY),
                     if kind_only_labels {
                         f.kind.clone()
                     } else {
