@@ -17,6 +17,10 @@ pub fn protocols() -> Vec<(&'static str, &'static str)> {
             quorumlab_ensemble::Ensemble::NAME,
             quorumlab_ensemble::Ensemble::ABOUT,
         ),
+        (
+            quorumlab_openraft::Openraft::NAME,
+            quorumlab_openraft::Openraft::ABOUT,
+        ),
     ]
 }
 
@@ -32,6 +36,9 @@ pub fn run_named(
         "raft" => run::<quorumlab_raft::Raft>(spec, &spec.protocol.raft, seed, opts),
         "ensemble" => {
             run::<quorumlab_ensemble::Ensemble>(spec, &spec.protocol.ensemble, seed, opts)
+        }
+        "openraft" => {
+            run::<quorumlab_openraft::Openraft>(spec, &spec.protocol.openraft, seed, opts)
         }
         other => Err(format!(
             "unknown protocol {other:?}; known: {}",

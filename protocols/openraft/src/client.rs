@@ -29,6 +29,10 @@ pub struct AdState {
     rr: Vec<usize>,
     target: u64,
     hops: u32,
+    /// The target the silence timer ([`AdTimer::Resend`]) runs for: it is re-armed only when the
+    /// target changes, so a node that keeps answering "retry later" (an isolated leader whose
+    /// lease expired) is abandoned after `resend` just like a silent one.
+    resend_for: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -59,13 +63,15 @@ impl Adapter {
         usize::from(m[st.rr[g]]) as u64
     }
 
-    fn send(&self, st: &AdState, req: &Request, o: &mut Out) {
+    fn send(&self, st: &mut AdState, req: &Request, o: &mut Out) {
         o.send(Id::from(st.target as usize), OrMsg::ClientReq(*req));
-        o.set_timer(AdTimer::Resend(req.id), self.resend..self.resend);
+        if st.resend_for != Some(st.target) {
+            st.resend_for = Some(st.target);
+            o.set_timer(AdTimer::Resend(req.id), self.resend..self.resend);
+        }
     }
 
     fn back_off(&self, req: &Request, o: &mut Out) {
-        o.cancel_timer(AdTimer::Resend(req.id));
         o.set_timer(AdTimer::Retry(req.id), self.retry.0..self.retry.1);
     }
 }
@@ -86,12 +92,14 @@ impl ClientAdapter for Adapter {
                 .collect(),
             target: 0,
             hops: 0,
+            resend_for: None,
         }
     }
 
     fn begin(&self, st: &mut AdState, req: &Request, o: &mut Out) {
         let g = self.layout.group_of(req.key);
         st.hops = 0;
+        st.resend_for = None;
         st.target = match st.leaders[g] {
             Some(l) => l,
             None => usize::from(self.members(g)[st.rr[g]]) as u64,
@@ -172,6 +180,8 @@ impl ClientAdapter for Adapter {
                 st.leaders[g] = None;
                 st.target = self.rotate(st, g, Some(st.target));
                 st.hops = 0;
+                st.resend_for = None;
+                o.cancel_timer(AdTimer::Retry(id));
                 self.send(st, req, o);
             }
             _ => {}

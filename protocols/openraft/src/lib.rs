@@ -70,6 +70,11 @@ pub struct Params {
     pub read_policy: ReadMode,
     /// openraft `Config::enable_pre_vote`.
     pub pre_vote: bool,
+    /// openraft `Config::allow_log_reversion`: let a leader restart replication to a follower
+    /// whose log lost entries it had acknowledged (a `crash` with `lose_unsynced`). openraft's
+    /// own default is off: a release build then stops replicating to that follower for good
+    /// (until a leader change) and a debug build trips a `debug_assert!`.
+    pub allow_log_reversion: bool,
     /// Client back-off before a retry (after LeaseExpired, or when no leader is known).
     pub retry_min_ms: u64,
     pub retry_max_ms: u64,
@@ -86,6 +91,7 @@ impl Default for Params {
             max_payload_entries: 300,
             read_policy: ReadMode::ReadIndex,
             pre_vote: false,
+            allow_log_reversion: true,
             retry_min_ms: 10,
             retry_max_ms: 20,
             resend_ms: 200,
@@ -138,6 +144,7 @@ impl Params {
             // The whole log is kept: a restarted node rebuilds its state machine from it.
             snapshot_policy: openraft::SnapshotPolicy::Never,
             enable_pre_vote: Some(self.pre_vote),
+            allow_log_reversion: Some(self.allow_log_reversion),
             ..Default::default()
         };
         c.validate()
