@@ -30,6 +30,18 @@ pub trait RealProtocol: 'static {
     fn dec_msg(b: &[u8]) -> Option<PMsg<Self>>;
     fn enc_storage(s: &PStore<Self>) -> Vec<u8>;
     fn dec_storage(b: &[u8]) -> Option<PStore<Self>>;
+
+    /// Whether saves can be written as increments ([`Self::delta`]) to an append-only log.
+    const INCREMENTAL: bool = false;
+    /// An increment that turns `prev` (the last saved storage) into `new`; `None`: write a full
+    /// snapshot instead.
+    fn delta(_prev: &PStore<Self>, _new: &PStore<Self>) -> Option<Vec<u8>> {
+        None
+    }
+    /// Applies an increment made by [`Self::delta`]; `None` if it does not fit `base`.
+    fn apply_delta(_base: &mut PStore<Self>, _rec: &[u8]) -> Option<()> {
+        None
+    }
 }
 
 /// The actors `P::build` makes, taken out of their simulator wrappers.
@@ -184,6 +196,18 @@ mod raft_wire {
     pub struct Durable {
         pub groups: Vec<Option<Group>>,
     }
+    /// A save as an increment: per group, term and vote, the log prefix kept, entries appended.
+    #[derive(Serialize, Deserialize)]
+    pub struct GroupDelta {
+        pub term: u64,
+        pub voted_for: Option<u64>,
+        pub keep: u64,
+        pub entries: Vec<Entry>,
+    }
+    #[derive(Serialize, Deserialize)]
+    pub struct Delta {
+        pub groups: Vec<Option<GroupDelta>>,
+    }
 
     pub fn entry_out(e: &r::Entry) -> Entry {
         Entry {
@@ -333,6 +357,60 @@ impl RealProtocol for RaftReal {
     const NAME: &'static str = "raft";
     type S = quorumlab_raft::Server;
     type C = quorumlab_raft::Adapter;
+    const INCREMENTAL: bool = true;
+
+    fn delta(prev: &quorumlab_raft::Durable, new: &quorumlab_raft::Durable) -> Option<Vec<u8>> {
+        if prev.groups.len() != new.groups.len() {
+            return None;
+        }
+        let mut groups = Vec::with_capacity(new.groups.len());
+        for (p, n) in prev.groups.iter().zip(&new.groups) {
+            groups.push(match (p, n) {
+                (None, None) => None,
+                (Some(p), Some(n)) => {
+                    let d = n.log.first_difference(&p.log);
+                    Some(raft_wire::GroupDelta {
+                        term: n.term,
+                        voted_for: n.voted_for.map(raw),
+                        keep: d - 1,
+                        entries: n
+                            .log
+                            .slice(d, n.log.last_index())
+                            .iter()
+                            .map(raft_wire::entry_out)
+                            .collect(),
+                    })
+                }
+                _ => return None,
+            });
+        }
+        Some(enc(&raft_wire::Delta { groups }))
+    }
+
+    fn apply_delta(base: &mut quorumlab_raft::Durable, rec: &[u8]) -> Option<()> {
+        let d: raft_wire::Delta = dec(rec)?;
+        if d.groups.len() != base.groups.len() {
+            return None;
+        }
+        for (g, d) in base.groups.iter_mut().zip(d.groups) {
+            match (g, d) {
+                (None, None) => {}
+                (Some(g), Some(d)) => {
+                    if d.keep > g.log.last_index() {
+                        return None;
+                    }
+                    g.term = d.term;
+                    g.voted_for = d.voted_for.map(id);
+                    g.log.truncate(d.keep);
+                    for e in d.entries {
+                        g.log.push(raft_wire::entry_in(e));
+                    }
+                }
+                _ => return None,
+            }
+        }
+        Some(())
+    }
 
     fn endpoints(spec: &Spec, layout: &Layout) -> Result<Vec<KvNode<Self::S, Self::C>>, String> {
         build::<quorumlab_raft::Raft, _, _>(layout, &spec.protocol.raft, spec.workload.timeout_ms)
@@ -412,6 +490,48 @@ mod tests {
         let b = RaftReal::enc_msg(&m);
         assert_eq!(RaftReal::dec_msg(&b), Some(m));
         assert_eq!(RaftReal::dec_msg(&[0xff, 0xff, 0xff]), None);
+    }
+
+    #[test]
+    fn raft_increments_rebuild_the_storage() {
+        use quorumlab_raft::{Cmd, Durable, Entry, GroupDurable, Log};
+        let e = |term| Entry {
+            term,
+            cmd: Cmd::Noop,
+        };
+        let mut log = Log::new();
+        for t in [1, 1, 2] {
+            log.push(e(t));
+        }
+        let a = Durable {
+            groups: vec![
+                Some(GroupDurable {
+                    term: 2,
+                    voted_for: None,
+                    log: log.clone(),
+                }),
+                None,
+            ],
+        };
+        // The follower drops entry 3 and appends two of term 3, with a new term and vote.
+        let mut log2 = log.clone();
+        log2.truncate(2);
+        log2.push(e(3));
+        log2.push(e(3));
+        let b = Durable {
+            groups: vec![
+                Some(GroupDurable {
+                    term: 3,
+                    voted_for: Some(Id::from(1)),
+                    log: log2,
+                }),
+                None,
+            ],
+        };
+        let rec = RaftReal::delta(&a, &b).unwrap();
+        let mut c = RaftReal::dec_storage(&RaftReal::enc_storage(&a)).unwrap();
+        RaftReal::apply_delta(&mut c, &rec).unwrap();
+        assert_eq!(c, b);
     }
 }
 
@@ -644,5 +764,26 @@ impl RealProtocol for EnsembleReal {
     }
     fn dec_storage(b: &[u8]) -> Option<quorumlab_ensemble::NodeDurable> {
         dec(b).map(ensemble_wire::storage_in)
+    }
+}
+
+#[cfg(test)]
+mod dump {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn dump_raft_dir() {
+        let dir = std::env::var("DUMP_DIR").unwrap();
+        let f = crate::storage::DurableFile::new(std::path::Path::new(&dir), false).unwrap();
+        let (snap, recs) = f.load_all().unwrap();
+        let mut s = RaftReal::dec_storage(&snap.unwrap()).unwrap();
+        let g = s.groups[0].as_ref().unwrap();
+        eprintln!("snapshot: term {} log {}", g.term, g.log.last_index());
+        eprintln!("records: {}", recs.len());
+        for r in &recs {
+            RaftReal::apply_delta(&mut s, r).unwrap();
+        }
+        let g = s.groups[0].as_ref().unwrap();
+        eprintln!("after: term {} log {}", g.term, g.log.last_index());
     }
 }

@@ -116,6 +116,8 @@ pub struct Host<R: RealProtocol> {
     seq: u64,
     rng: ChaCha8Rng,
     store: Option<DurableFile>,
+    /// The last saved storage (for incremental saves).
+    saved: Option<PStore<R>>,
     peers: HashMap<u32, Tx>,
     routes: HashMap<u32, Tx>,
     inbox: mpsc::UnboundedSender<Event<PMsg<R>>>,
@@ -164,6 +166,7 @@ where
             seq: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
             store,
+            saved: None,
             peers: HashMap::new(),
             routes: HashMap::new(),
             inbox,
@@ -184,13 +187,30 @@ where
     pub fn start(&mut self) -> Result<(), String> {
         let storage: Option<PStore<R>> = match &self.store {
             None => None,
-            Some(f) => match f.load().map_err(|e| e.to_string())? {
-                None => None,
-                Some(b) => Some(R::dec_storage(&b).ok_or(
-                    "the stored state does not decode (another protocol's data directory?)",
-                )?),
-            },
+            Some(f) => {
+                let (snap, recs) = f.load_all().map_err(|e| e.to_string())?;
+                eprintln!(
+                    "recovered: snapshot of {} bytes, {} log records",
+                    snap.as_ref().map_or(0, |s| s.len()),
+                    recs.len()
+                );
+                let bad = "the stored state does not decode (another protocol's data directory?)";
+                match snap {
+                    None if recs.is_empty() => None,
+                    None => return Err(bad.into()),
+                    Some(b) => {
+                        let mut s = R::dec_storage(&b).ok_or(bad)?;
+                        for r in &recs {
+                            R::apply_delta(&mut s, r).ok_or(bad)?;
+                        }
+                        Some(s)
+                    }
+                }
+            }
         };
+        if R::INCREMENTAL {
+            self.saved = storage.clone();
+        }
         for li in 0..self.locals.len() {
             let mut out = Out::new();
             let l = &self.locals[li];
@@ -270,8 +290,27 @@ where
                 }
                 Command::Save(s) => {
                     if let Some(f) = self.store.as_mut() {
-                        let body = R::enc_storage(&s);
-                        if let Err(e) = f.save(&body) {
+                        let delta = match &self.saved {
+                            Some(prev) if R::INCREMENTAL && !f.wants_snapshot() => {
+                                R::delta(prev, &s)
+                            }
+                            _ => None,
+                        };
+                        let (body, r) = match delta {
+                            Some(rec) => {
+                                let r = f.append(&rec);
+                                (rec, r)
+                            }
+                            None => {
+                                let body = R::enc_storage(&s);
+                                let r = f.save(&body);
+                                (body, r)
+                            }
+                        };
+                        if R::INCREMENTAL {
+                            self.saved = Some(s);
+                        }
+                        if let Err(e) = r {
                             // A node that cannot persist must not acknowledge anything more.
                             eprintln!("fatal: saving state: {e}");
                             std::process::exit(3);
