@@ -87,6 +87,10 @@ pub struct RealArgs {
     /// Real kernel networking in network namespaces (not implemented yet).
     #[arg(long)]
     pub netns: bool,
+    /// Also simulate the same spec (same nodes, seed and faults) into OUT/sim and write
+    /// OUT/sim-vs-real.json with both runs' headline figures side by side.
+    #[arg(long)]
+    pub with_sim: bool,
 }
 
 fn bad(m: impl Into<String>) -> CliError {
@@ -367,5 +371,30 @@ pub fn real_command(a: &RealArgs) -> Result<ExitCode, CliError> {
         println!("  nodes rejected {rejected} connections/frames");
     }
     print_summary(&dir, &summary, wall);
+    if a.with_sim {
+        let (sim_out, sim_wall) = crate::run::execute(&spec, &a.protocol, a.seed)?;
+        let sim_dir = dir.join("sim");
+        let sim = write_run_dir(&sim_dir, &spec, &sim_out, sim_wall)?;
+        let pick = |s: &quorumlab_reports::Summary| {
+            let all = &s.latency_us["all"];
+            serde_json::json!({
+                "ops": s.ops,
+                "throughput_ok_per_s": s.throughput_ok_per_s,
+                "latency_us_all": all,
+                "ok_fraction": s.availability.ok_fraction,
+                "longest_gap_ms": s.availability.longest_gap_ms,
+                "linearizable": s.linearizable,
+            })
+        };
+        let cmp = serde_json::json!({ "protocol": a.protocol, "sim": pick(&sim), "real": pick(&summary) });
+        let path = dir.join("sim-vs-real.json");
+        fs::write(&path, serde_json::to_string_pretty(&cmp).unwrap() + "\n")
+            .map_err(|e| failed(format!("{}: {e}", path.display())))?;
+        let (sa, ra) = (&sim.latency_us["all"], &summary.latency_us["all"]);
+        println!("  sim vs real: ok/s {:.1} vs {:.1}; p50 us {} vs {}; p99 us {} vs {}; longest gap ms {:.0} vs {:.0}",
+            sim.throughput_ok_per_s, summary.throughput_ok_per_s, sa.p50, ra.p50, sa.p99, ra.p99,
+            sim.availability.longest_gap_ms, summary.availability.longest_gap_ms);
+        println!("  wrote {} and {}", sim_dir.display(), path.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
