@@ -466,3 +466,70 @@ fn model_checker_explores_elections_without_panics() {
     assert!(checker.unique_state_count() > 1000);
     checker.assert_no_discovery("one leader per epoch");
 }
+
+/// Exploratory (ignored): can stateright find two leaders of one epoch with one crash?
+/// `cargo test --release -p quorumlab-ensemble --lib -- --ignored --nocapture mc_`
+#[test]
+#[ignore]
+fn mc_two_leaders_with_one_crash() {
+    use quorumlab_kv::{KvNode, NodeState};
+    use stateright::actor::{ActorModel, Network};
+    use stateright::{Checker, Expectation, Model};
+    use std::time::Duration;
+
+    let layout = Layout::new(3, 0, 3, 1, 4).unwrap();
+    let server = Ensemble::server(&layout, &Params::default());
+    let actors: Vec<Node> = (0..3).map(|_| KvNode::Server(server.clone())).collect();
+    let model = ActorModel::<Node, (), ()>::new((), ())
+        .actors(actors)
+        .init_network(Network::new_unordered_nonduplicating([]))
+        .max_crashes(1)
+        .property(Expectation::Always, "one leader per epoch", |_, s| {
+            let mut seen = std::collections::BTreeMap::new();
+            for (i, st) in s.actor_states.iter().enumerate() {
+                if let NodeState::Server(Some(n)) = &**st {
+                    for p in n.peers.iter().filter(|p| p.is_leading()) {
+                        if *seen.entry(p.fact.epoch).or_insert(i) != i {
+                            return false;
+                        }
+                    }
+                }
+            }
+            true
+        });
+    let secs = std::env::var("MC_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
+    fn report<M: Model>(checker: impl Checker<M>)
+    where
+        M::Action: std::fmt::Debug + Clone + PartialEq,
+        M::State: std::fmt::Debug + Clone + PartialEq,
+    {
+        println!("states: {}", checker.unique_state_count());
+        match checker.discovery("one leader per epoch") {
+            Some(path) => {
+                let actions = path.into_actions();
+                println!("counterexample, {} steps:", actions.len());
+                for a in actions {
+                    println!("  {a:?}");
+                }
+            }
+            None => println!("no counterexample within the budget"),
+        }
+    }
+    let builder = model
+        .checker()
+        .threads(2)
+        .timeout(Duration::from_secs(secs));
+    if std::env::var("MC_SIM").is_ok() {
+        report(
+            builder
+                .target_max_depth(60)
+                .spawn_simulation(1, stateright::UniformChooser)
+                .join(),
+        );
+    } else {
+        report(builder.target_max_depth(26).spawn_dfs().join());
+    }
+}
