@@ -4,6 +4,7 @@
 //! cargo run --release -p quorumlab-checker --example checker_bench            # the table
 //! cargo run --release -p quorumlab-checker --example checker_bench -- gen OPS KEYS CLIENTS SEED [INFO_RATE] > h.jsonl
 //! cargo run --release -p quorumlab-checker --example checker_bench -- check FILE [edn|jsonl] [OUT_DIR] [TIMEOUT_S]
+//! cargo run --release -p quorumlab-checker --example checker_bench -- phases FILE   # parse vs check
 //! ```
 //!
 //! `check` runs exactly what `quorumlab check` runs ([`run_check_cli`]: read the file, check,
@@ -54,6 +55,23 @@ fn main() {
             let stdout = std::io::stdout();
             let mut w = BufWriter::new(stdout.lock());
             quorumlab_kv::history::write_jsonl(&mut w, &events).expect("write");
+        }
+        Some("phases") => {
+            // read+parse and check timed separately, best of 5
+            let path = PathBuf::from(args.get(1).expect("phases FILE"));
+            let (mut best_parse, mut best_check) = (f64::MAX, f64::MAX);
+            for _ in 0..5 {
+                let t = Instant::now();
+                let h = quorumlab_checker::read_history(&path, None).expect("history");
+                let parse = t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                let r = quorumlab_checker::check_history(&h, &Default::default()).expect("check");
+                let check = t.elapsed().as_secs_f64();
+                best_parse = best_parse.min(parse);
+                best_check = best_check.min(check);
+                eprintln!("{:?} parse {parse:.3}s check {check:.3}s", r.verdict);
+            }
+            println!("best: read+parse {best_parse:.3}s, check {best_check:.3}s");
         }
         Some("check") => {
             let path = PathBuf::from(args.get(1).expect("check FILE"));

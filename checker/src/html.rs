@@ -212,7 +212,7 @@ fn timeline(s: &mut String, v: &Violation, ids: &[usize]) {
         .map(|(i, &id)| (id, i))
         .collect();
 
-    let unit = 46.0_f64;
+    let unit = 58.0_f64;
     let left = 110.0_f64;
     let top = 36.0_f64;
     let row_h = 34.0_f64;

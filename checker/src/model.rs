@@ -4,7 +4,7 @@
 
 use crate::prepare::{Fun, Outcome, RawOp};
 use serde_json::Value as Json;
-use std::collections::HashMap;
+use crate::search::FxMap;
 
 pub(crate) const ABSENT: u32 = 0;
 
@@ -37,19 +37,19 @@ pub(crate) enum Kind {
 
 pub(crate) struct Model {
     vals: Vec<Val>,
-    index: HashMap<Val, u32>,
+    index: FxMap<Val, u32>,
     /// The id of `""`, if interned: a read of `""` also matches an absent key.
     empty: Option<u32>,
-    appends: HashMap<(u32, u32), u32>,
+    appends: FxMap<(u32, u32), u32>,
 }
 
 impl Model {
     pub(crate) fn new() -> Model {
         let mut m = Model {
             vals: Vec::new(),
-            index: HashMap::new(),
+            index: FxMap::default(),
             empty: None,
-            appends: HashMap::new(),
+            appends: FxMap::default(),
         };
         m.intern_val(Val::Absent);
         m

@@ -12,7 +12,7 @@
 use crate::CheckError;
 use quorumlab_kv::history::{Event, EventType, ProcessId};
 use serde_json::Value as Json;
-use std::collections::HashMap;
+use crate::search::FxMap;
 
 /// The operation, by its `f` (aliases `get` = read, `put` = write).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -148,7 +148,7 @@ pub(crate) fn prepare<'a>(
         events: events.len(),
         ..Default::default()
     };
-    let mut pending: HashMap<&'a ProcessId, Pending> = HashMap::new();
+    let mut pending: FxMap<&'a ProcessId, Pending> = FxMap::default();
     // (invoke position, completion position or None)
     let mut pairs: Vec<(usize, Fun, Option<usize>)> = Vec::with_capacity(events.len() / 2 + 1);
     for (pos, ev) in events.iter().enumerate() {
@@ -245,7 +245,7 @@ pub(crate) fn prepare<'a>(
     }
     pairs.sort_unstable_by_key(|p| p.0);
 
-    let mut by_key: HashMap<Option<&'a str>, Vec<RawOp<'a>>> = HashMap::new();
+    let mut by_key: FxMap<Option<&'a str>, Vec<RawOp<'a>>> = FxMap::default();
     for (ipos, fun, cpos) in pairs {
         let inv = &events[ipos];
         let comp = cpos.map(|c| &events[c]);

@@ -34,6 +34,9 @@ fn main() {
             _ => panic!("unknown {k}"),
         }
     }
+    if std::env::var("SHOW").is_ok() {
+        show(c.clone());
+    }
     let r = check(c).unwrap();
     println!("{}", r.text());
     if let Some(path) = svg {
@@ -43,4 +46,19 @@ fn main() {
             }
         }
     }
+}
+
+fn show(c: ModelCfg) {
+    use stateright::Model;
+    macro_rules! go { ($p:ty) => {{
+        let m = KvModel::<$p>::new(c).unwrap();
+        let init = m.init_states().pop().unwrap();
+        let path = stateright::Path::from_actions(&m, init.clone(), &[]).unwrap();
+        let (full, last) = m.full_steps(path);
+        println!("{}", quorumlab_model::trace::text(&quorumlab_model::trace::steps(&m, &full, &last)));
+        let mut acts = Vec::new();
+        m.actions(&init, &mut acts);
+        for a in acts { println!("  enabled: {}", m.format_action(&a)); }
+    }}}
+    match c.protocol.as_str() { "raft" => go!(RaftProto), _ => go!(EnsembleProto) }
 }

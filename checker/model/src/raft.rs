@@ -109,16 +109,16 @@ impl Proto for RaftProto {
                 c.max_term = 1;
                 c.max_rounds = 1;
             }
-            // Figure 8 in three servers: an entry of term 1 counted as committed in term 3 once it
-            // is on a majority, then overwritten by the leader of term 4. One write, one entry per
-            // AppendEntries, leaders start warm (node 0 leads term 1).
+            // Figure 8 in three servers, with the leaders' no-op entries: n0 leads term 1 with
+            // its no-op stored only locally; n1 leads term 2 with its own no-op at index 1; n0
+            // leads term 3 and, sending one entry per AppendEntries, gets its term-1 no-op onto
+            // n2 and counts it as committed — while n1, whose log is as up-to-date as n2's,
+            // can still be elected and overwrite it. Servers only.
             "commit_prior_term" => {
-                c.script = vec![vec![(quorumlab_kv::Key(0), Op::Write(1))]];
-                c.max_term = 4;
+                c.clients = 0;
+                c.max_term = 3;
                 c.max_rounds = 1;
                 c.max_entries = 1;
-                c.warmup = true;
-                c.mode = crate::config::Mode::Dfs;
                 c.network = NetKind::Ordered;
             }
             // Lease reads in the model: timers have no durations, so the lease never protects.
@@ -219,8 +219,38 @@ impl Proto for RaftProto {
                 }
             }
         }
-        // An acknowledged mutation stays in a majority of durable logs.
+        // Leader completeness, inductive form: a server whose log lacks a committed entry must
+        // not be electable, i.e. its log must be less up-to-date than a majority's (in correct
+        // Raft a majority holds the entry behind a last entry of the committing term or later).
         let majority = m.servers / 2 + 1;
+        let last = |r: &Replica| (r.log().last_term(), r.log().last_index());
+        for &(i, c) in &reps {
+            for idx in 1..=c.commit {
+                let e = c.log().get(idx);
+                for &(j, r) in &reps {
+                    if r.group != c.group || r.log().get(idx) == e {
+                        continue;
+                    }
+                    let electors: Vec<usize> = reps
+                        .iter()
+                        .filter(|(_, v)| v.group == c.group && last(r) >= last(v))
+                        .map(|&(k, _)| k)
+                        .collect();
+                    if electors.len() >= majority {
+                        return Err(format!(
+                            "leader completeness: n{j} lacks entry {idx} ({}) that n{i} committed, yet its log is as up-to-date as {} — it can still be elected",
+                            e.map_or("none".into(), fmt_entry),
+                            electors
+                                .iter()
+                                .map(|k| format!("n{k}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ));
+                    }
+                }
+            }
+        }
+        // An acknowledged mutation stays in a majority of durable logs.
         for o in &s.history.ops {
             if written_value(&o.op).is_none() || !matches!(o.ret, Some((_, Outcome::Ok(_)))) {
                 continue;
