@@ -3,6 +3,7 @@
 mod compare;
 mod progress;
 mod real;
+mod reproduce;
 mod run;
 mod sweep;
 
@@ -35,6 +36,9 @@ enum Cmd {
     Load(real::LoadArgs),
     /// Start N node processes on loopback, run the workload and faults, write the run directory.
     Real(real::RealArgs),
+    /// Reproduce a published claim: CSV, plots and a markdown table beside the claim
+    /// (`reproduce list` names them).
+    Reproduce(reproduce::ReproduceArgs),
     /// Print a spec to start from.
     Spec {
         #[command(subcommand)]
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
         Cmd::Node(args) => real::node_command(&args),
         Cmd::Load(args) => real::load_command(&args),
         Cmd::Real(args) => real::real_command(&args),
+        Cmd::Reproduce(args) => reproduce::reproduce_command(&args),
         Cmd::Spec {
             which: SpecCmd::Default,
         } => {
