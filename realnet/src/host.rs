@@ -479,6 +479,22 @@ where
             if hook.finished() {
                 return;
             }
+            // Work that is due now runs now: tokio's timer wheel has a 1 ms granularity, so
+            // sleeping until "now" would add up to a millisecond to every op in a closed loop
+            // with no think time.
+            let now = Instant::now();
+            if hook.next().is_some_and(|t| t <= now) {
+                hook.fire(self);
+                continue;
+            }
+            if self
+                .timers
+                .first_key_value()
+                .is_some_and(|(k, _)| k.0 <= now)
+            {
+                self.fire_timers();
+                continue;
+            }
             let t = self.timers.first_key_value().map(|(k, _)| k.0);
             let deadline = match (t, hook.next()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
