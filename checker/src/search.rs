@@ -297,6 +297,18 @@ fn appends_may_reach(
     Ok(())
 }
 
+/// Ops that observe the state without changing it: ok reads and failed preconditions. If one
+/// is valid in a configuration where it may be linearized, some completion from there (if
+/// any) starts with it: in any completion it can be moved to the front (it leaves the state
+/// as it is, and it is callable here, so every op that must precede it already does; under
+/// the info restriction it was allowed here, and what follows it is unrestricted). So when
+/// the search backtracks over an observer, the configuration it was linearized in is dead
+/// too, and the search keeps backtracking instead of trying other ops there.
+#[inline]
+fn is_observer(k: Kind) -> bool {
+    matches!(k, Kind::Read(_) | Kind::CasFailed(_) | Kind::CreateFailed)
+}
+
 /// Checks the ops of one key (ops sorted by call). Deterministic.
 pub(crate) fn check(
     ops: &[SOp],
@@ -469,25 +481,36 @@ pub(crate) fn check(
                     }
                 };
             }
-            let Some((op, st)) = stack.pop() else {
+            // backtrack; past an observer, keep backtracking (see `is_observer`)
+            let mut dead = false;
+            loop {
+                let Some((op, st)) = stack.pop() else {
+                    dead = true;
+                    break;
+                };
+                serial += 1;
+                if stack.len() < best_valid {
+                    best_valid = stack.len();
+                }
+                state = st;
+                zh ^= zob[op as usize];
+                bits.clear(op);
+                if ret_node[op as usize] != NONE {
+                    restore!(ret_node[op as usize]);
+                    remaining += 1;
+                }
+                restore!(call_node[op as usize]);
+                node = next[call_node[op as usize] as usize];
+                if !is_observer(kinds[op as usize]) {
+                    break;
+                }
+            }
+            if dead {
                 break Found::NotLinearizable {
                     linearization: std::mem::take(&mut best),
                     failing: best_fail,
                 };
-            };
-            serial += 1;
-            if stack.len() < best_valid {
-                best_valid = stack.len();
             }
-            state = st;
-            zh ^= zob[op as usize];
-            bits.clear(op);
-            if ret_node[op as usize] != NONE {
-                restore!(ret_node[op as usize]);
-                remaining += 1;
-            }
-            restore!(call_node[op as usize]);
-            node = next[call_node[op as usize] as usize];
         }
     };
     stats.steps = steps;

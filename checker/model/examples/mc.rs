@@ -34,6 +34,11 @@ fn main() {
             _ => panic!("unknown {k}"),
         }
     }
+    if let Ok(f) = std::env::var("FOLLOW") {
+        let pats: Vec<&str> = f.split('|').map(str::trim).collect();
+        follow(c.clone(), &pats);
+        return;
+    }
     if std::env::var("SHOW").is_ok() {
         show(c.clone());
     }
@@ -59,6 +64,21 @@ fn show(c: ModelCfg) {
         let mut acts = Vec::new();
         m.actions(&init, &mut acts);
         for a in acts { println!("  enabled: {}", m.format_action(&a)); }
+    }}}
+    match c.protocol.as_str() { "raft" => go!(RaftProto), _ => go!(EnsembleProto) }
+}
+
+#[allow(dead_code)]
+pub fn follow(c: ModelCfg, pats: &[&str]) {
+    macro_rules! go { ($p:ty) => {{
+        let m = KvModel::<$p>::new(c).unwrap();
+        match m.follow(pats) {
+            Ok(path) => {
+                let (full, last) = m.full_steps(path);
+                println!("{}", quorumlab_model::trace::text(&quorumlab_model::trace::steps(&m, &full, &last)));
+            }
+            Err(e) => println!("{e}"),
+        }
     }}}
     match c.protocol.as_str() { "raft" => go!(RaftProto), _ => go!(EnsembleProto) }
 }

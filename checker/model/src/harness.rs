@@ -404,6 +404,41 @@ impl<P: Proto> KvModel<P> {
         (steps, last)
     }
 
+    /// Follows a schedule given as action texts (each step takes the first enabled action whose
+    /// [`Model::format_action`] text contains the pattern) from the initial state. For tests and
+    /// docs: it shows that a hand-written scenario is a path of the model.
+    pub fn follow(&self, patterns: &[&str]) -> Result<Path<St<P>, Act<P>>, String> {
+        let mut s = self.init.clone();
+        let mut acts_taken = Vec::new();
+        for (k, pat) in patterns.iter().enumerate() {
+            let mut acts = Vec::new();
+            self.actions(&s, &mut acts);
+            let found = acts.into_iter().find_map(|a| {
+                if !self.format_action(&a).contains(pat) {
+                    return None;
+                }
+                let n = self.next_state(&s, a.clone())?;
+                self.within_boundary(&n).then_some((a, n))
+            });
+            let Some((a, n)) = found else {
+                let mut acts = Vec::new();
+                self.actions(&s, &mut acts);
+                return Err(format!(
+                    "step {}: no enabled action matches {pat:?}; enabled: {}",
+                    k + 1,
+                    acts.iter()
+                        .map(|a| self.format_action(a))
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                ));
+            };
+            acts_taken.push(a);
+            s = n;
+        }
+        Path::from_actions(self, self.init.clone(), &acts_taken)
+            .ok_or_else(|| "the schedule does not replay".to_string())
+    }
+
     /// Actor name: servers `n0..`, clients `c0..`.
     pub fn actor_name(&self, id: Id) -> String {
         let i = usize::from(id);

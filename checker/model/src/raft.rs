@@ -292,7 +292,7 @@ impl Proto for RaftProto {
                     r.term(),
                     r.log().last_index(),
                     r.commit,
-                    if r.leader_contact && !r.is_leader() {
+                    if r.leader_contact && matches!(r.role, Role::Follower) {
                         " (ignores votes: recent leader contact)"
                     } else {
                         ""
