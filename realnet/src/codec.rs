@@ -18,6 +18,9 @@ pub type PMsg<R> = <<R as RealProtocol>::S as Actor>::Msg;
 /// The durable storage type of `R`.
 pub type PStore<R> = <<R as RealProtocol>::S as Actor>::Storage;
 
+/// The actors of a real cluster (one per endpoint).
+pub type Endpoints<R> = Vec<KvNode<<R as RealProtocol>::S, <R as RealProtocol>::C>>;
+
 /// A protocol that can run as real processes.
 pub trait RealProtocol: 'static {
     const NAME: &'static str;
@@ -25,7 +28,7 @@ pub trait RealProtocol: 'static {
     type C: ClientAdapter<Msg = PMsg<Self>, State: PartialEq>;
 
     /// One actor per endpoint (servers `0..nodes`, then clients), built as the simulator does.
-    fn endpoints(spec: &Spec, layout: &Layout) -> Result<Vec<KvNode<Self::S, Self::C>>, String>;
+    fn endpoints(spec: &Spec, layout: &Layout) -> Result<Endpoints<Self>, String>;
     fn enc_msg(m: &PMsg<Self>) -> Vec<u8>;
     fn dec_msg(b: &[u8]) -> Option<PMsg<Self>>;
     fn enc_storage(s: &PStore<Self>) -> Vec<u8>;
@@ -96,7 +99,7 @@ impl RealProtocol for SingleReal {
     type S = quorumlab_single::Server;
     type C = quorumlab_single::Adapter;
 
-    fn endpoints(spec: &Spec, layout: &Layout) -> Result<Vec<KvNode<Self::S, Self::C>>, String> {
+    fn endpoints(spec: &Spec, layout: &Layout) -> Result<Endpoints<Self>, String> {
         build::<quorumlab_single::Single, _, _>(
             layout,
             &spec.protocol.single,
@@ -412,7 +415,7 @@ impl RealProtocol for RaftReal {
         Some(())
     }
 
-    fn endpoints(spec: &Spec, layout: &Layout) -> Result<Vec<KvNode<Self::S, Self::C>>, String> {
+    fn endpoints(spec: &Spec, layout: &Layout) -> Result<Endpoints<Self>, String> {
         build::<quorumlab_raft::Raft, _, _>(layout, &spec.protocol.raft, spec.workload.timeout_ms)
     }
     fn enc_msg(m: &quorumlab_raft::Msg) -> Vec<u8> {
@@ -746,7 +749,7 @@ impl RealProtocol for EnsembleReal {
     type S = quorumlab_ensemble::Server;
     type C = quorumlab_ensemble::Adapter;
 
-    fn endpoints(spec: &Spec, layout: &Layout) -> Result<Vec<KvNode<Self::S, Self::C>>, String> {
+    fn endpoints(spec: &Spec, layout: &Layout) -> Result<Endpoints<Self>, String> {
         build::<quorumlab_ensemble::Ensemble, _, _>(
             layout,
             &spec.protocol.ensemble,

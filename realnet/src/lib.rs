@@ -7,7 +7,7 @@
 //! * [`storage`]: checksummed, atomically replaced, fsynced storage file.
 //! * [`node`], [`load`]: a node process; the real-time workload driver.
 //! * [`control`]: the fault schedule against processes; the local cluster launcher.
-//! * [`cluster`]: CLUSTER.toml.
+//! * [`cluster`]: the cluster file (`CLUSTER.toml`).
 
 pub mod cluster;
 pub mod codec;
