@@ -238,3 +238,36 @@ fn garbage_oversized_and_unauthenticated_frames_are_rejected() {
     assert!(s["ops"]["ok"].as_u64().unwrap() > 10, "{s}");
     assert_eq!(s["linearizable"], true);
 }
+
+#[test]
+fn raft_partition_and_pause_through_the_drop_layer_and_signals() {
+    // The leader is isolated by the nodes' drop layer, healed, then a node is SIGSTOPped.
+    let dir = tempfile::tempdir().unwrap();
+    let faults = r#"faults=[
+        { at_s = 1.0, fault = { kind = "isolate_leader", group = 0 } },
+        { at_s = 2.2, fault = { kind = "heal" } },
+        { at_s = 2.5, fault = { kind = "pause", node = "n1", for_ms = 500.0 } }]"#;
+    let s = real("raft", dir.path(), &["--set", faults]);
+    let h = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
+    assert!(
+        h.contains("isolate leader of group 0"),
+        "the isolation was applied"
+    );
+    assert!(
+        h.contains("(SIGSTOP)") && h.contains("(SIGCONT)"),
+        "the pause was applied"
+    );
+    assert_eq!(s["linearizable"], true);
+    // A new leader on the majority side serves during the isolation.
+    let oks_during = std::fs::read_to_string(dir.path().join("history.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| {
+            let t = e["time"].as_u64().unwrap();
+            e["type"] == "ok" && t > 1_800_000_000 && t < 2_200_000_000
+        })
+        .count();
+    assert!(oks_during > 5, "{s}");
+    assert!(oks_after(dir.path(), 3_200_000_000) > 10, "{s}");
+}
