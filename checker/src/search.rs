@@ -170,29 +170,43 @@ impl Cache {
         self.words.len() * 8 + self.state.len() * ENTRY_BYTES
     }
 
-    fn find(&self, h: u64, state: u32, restr: u32, lo: u32, win: &[u64]) -> bool {
+    fn find(&self, h: u64, state: u32, restr: u32, lo: u32, win: &[u64], extra: &[u64]) -> bool {
         let mut e = self.heads.get(&h).copied().unwrap_or(NONE);
+        let n = win.len() + extra.len();
         while e != NONE {
             let i = e as usize;
             if self.state[i] == state
                 && self.restr[i] == restr
                 && self.lo[i] == lo
-                && self.len[i] as usize == win.len()
-                && self.words[self.off[i] as usize..][..win.len()] == *win
+                && self.len[i] as usize == n
             {
-                return true;
+                let w = &self.words[self.off[i] as usize..][..n];
+                if w[..win.len()] == *win && w[win.len()..] == *extra {
+                    return true;
+                }
             }
             e = self.next[i];
         }
         false
     }
 
-    /// Inserts (window at word `lo`, state, restriction); false if it was already there.
-    fn insert(&mut self, h: u64, state: u32, restr: u32, lo: u32, win: &[u64]) -> bool {
-        if self.find(h, state, restr, lo, win) {
+    /// Inserts (window at word `lo` + the info-op words, state, restriction); false if it
+    /// was already there.
+    #[allow(clippy::too_many_arguments)]
+    fn insert(
+        &mut self,
+        h: u64,
+        state: u32,
+        restr: u32,
+        lo: u32,
+        win: &[u64],
+        extra: &[u64],
+    ) -> bool {
+        if self.find(h, state, restr, lo, win, extra) {
             return false;
         }
-        if self.words.len() + win.len() > u32::MAX as usize || self.state.len() >= NONE as usize {
+        let n = win.len() + extra.len();
+        if self.words.len() + n > u32::MAX as usize || self.state.len() >= NONE as usize {
             // cannot be indexed; the caller's memory budget trips long before this
             return true;
         }
@@ -202,9 +216,10 @@ impl Cache {
         self.restr.push(restr);
         self.lo.push(lo);
         self.off.push(self.words.len() as u32);
-        self.len.push(win.len() as u32);
+        self.len.push(n as u32);
         self.next.push(head);
         self.words.extend_from_slice(win);
+        self.words.extend_from_slice(extra);
         self.heads.insert(h, id);
         true
     }
@@ -354,7 +369,42 @@ pub(crate) fn check(
     let zob: Vec<u64> = (0..n as u64).map(|i| mix(i ^ 0x5151_7A7A_0000_0000)).collect();
     let mut remaining = ret_node.iter().filter(|&&r| r != NONE).count();
 
-    let mut bits = Bits::new(n);
+    // Bit slots: ops that must be linearized, in invocation order, in a windowed bitset (the
+    // linearized ones are almost a prefix); info ops in a separate bitset stored whole, so that
+    // info ops never applied do not pin the window's start.
+    let mut slot = vec![0u32; n];
+    let (mut n_must, mut n_info) = (0u32, 0u32);
+    for op in 0..n {
+        if is_info[op] {
+            slot[op] = n_info;
+            n_info += 1;
+        } else {
+            slot[op] = n_must;
+            n_must += 1;
+        }
+    }
+    let mut bits = Bits::new(n_must as usize);
+    let mut info_bits = vec![0u64; (n_info as usize).div_ceil(64)];
+    macro_rules! set_bit {
+        ($op:expr) => {{
+            let op = $op as usize;
+            if is_info[op] {
+                info_bits[(slot[op] >> 6) as usize] |= 1 << (slot[op] & 63);
+            } else {
+                bits.set(slot[op]);
+            }
+        }};
+    }
+    macro_rules! clear_bit {
+        ($op:expr) => {{
+            let op = $op as usize;
+            if is_info[op] {
+                info_bits[(slot[op] >> 6) as usize] &= !(1 << (slot[op] & 63));
+            } else {
+                bits.clear(slot[op]);
+            }
+        }};
+    }
     let mut cache = Cache::new();
     let mut stack: Vec<(u32, u32)> = Vec::new();
     let mut state = ABSENT;
@@ -424,16 +474,23 @@ pub(crate) fn check(
                 }
             }
             if let Some(ns) = next_state {
-                bits.set(op);
+                set_bit!(op);
                 let nz = zh ^ zob[op as usize];
                 let h = nz ^ mix(ns as u64);
-                let (lo, win) = (bits.lo as u32, bits.window());
+                let (lo, win, extra) = (bits.lo as u32, bits.window(), &info_bits[..]);
                 let fresh = if is_info[op as usize] {
                     // restricted next step: covered if seen unrestricted
-                    !cache.find(h, ns, NONE, lo, win)
-                        && cache.insert(h ^ mix(state as u64 ^ RESTRICT_SALT), ns, state, lo, win)
+                    !cache.find(h, ns, NONE, lo, win, extra)
+                        && cache.insert(
+                            h ^ mix(state as u64 ^ RESTRICT_SALT),
+                            ns,
+                            state,
+                            lo,
+                            win,
+                            extra,
+                        )
                 } else {
-                    cache.insert(h, ns, NONE, lo, win)
+                    cache.insert(h, ns, NONE, lo, win, extra)
                 };
                 if fresh {
                     serial += 1;
@@ -454,7 +511,7 @@ pub(crate) fn check(
                     node = next[0];
                     continue;
                 }
-                bits.clear(op);
+                clear_bit!(op);
             }
             node = next[node as usize];
         } else {
@@ -494,7 +551,7 @@ pub(crate) fn check(
                 }
                 state = st;
                 zh ^= zob[op as usize];
-                bits.clear(op);
+                clear_bit!(op);
                 if ret_node[op as usize] != NONE {
                     restore!(ret_node[op as usize]);
                     remaining += 1;

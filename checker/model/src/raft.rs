@@ -92,15 +92,16 @@ impl Proto for RaftProto {
         variant(v)?;
         let mut c = ModelCfg::base("raft", v);
         match v {
-            // A write and a read racing one election (term 1) and one re-election (term 2)
-            // after a crash; bounded by depth so that it ends in well under a minute.
+            // A write and a read, one crash, from the warm start (n0 leads term 1): every
+            // schedule of up to 10 steps, re-elections included (terms up to 2).
             "faithful" => {
                 c.clients = 2;
                 c.ops = 1;
                 c.crashes = 1;
                 c.max_term = 2;
                 c.max_rounds = 2;
-                c.depth = Some(18);
+                c.warmup = true;
+                c.depth = Some(10);
             }
             // Two leaders in one term after a restart that forgot the vote: servers only.
             "volatile_vote" => {
@@ -109,16 +110,17 @@ impl Proto for RaftProto {
                 c.max_term = 1;
                 c.max_rounds = 1;
             }
-            // Figure 8 in three servers, with the leaders' no-op entries: n0 leads term 1 with
-            // its no-op stored only locally; n1 leads term 2 with its own no-op at index 1; n0
-            // leads term 3 and, sending one entry per AppendEntries, gets its term-1 no-op onto
-            // n2 and counts it as committed — while n1, whose log is as up-to-date as n2's,
-            // can still be elected and overwrite it. Servers only.
+            // Figure 8 in three servers: from the warm start (n0 leads term 1), n0 appends a
+            // client write at index 2 but is deposed before replicating it; n1 leads term 2 with
+            // its own no-op at index 2; n0 leads term 3 and, sending one entry per
+            // AppendEntries, gets the term-1 write onto n2 and counts it as committed, although
+            // n1, whose log is as up-to-date as n2's, can still be elected and overwrite it.
             "commit_prior_term" => {
-                c.clients = 0;
+                c.script = vec![vec![(quorumlab_kv::Key(0), Op::Write(1))]];
                 c.max_term = 3;
                 c.max_rounds = 1;
                 c.max_entries = 1;
+                c.warmup = true;
                 c.network = NetKind::Ordered;
             }
             // Lease reads in the model: timers have no durations, so the lease never protects.

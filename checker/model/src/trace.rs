@@ -195,7 +195,7 @@ pub fn text(steps: &[Step]) -> String {
     if warm > 0 {
         let _ = writeln!(
             s,
-            "(steps 1-{warm}: warm-up, the shortest schedule that makes n0 the leader)"
+            "(steps 1-{warm}: warm-up, a server-only schedule that makes n0 the settled leader)"
         );
     }
     for st in steps {
