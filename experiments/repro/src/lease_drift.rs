@@ -143,7 +143,10 @@ fn one(v: &Variant, vi: usize, rate: f64, seed: u64, leader: Option<usize>) -> R
         });
     };
     let mut s = spec(v);
-    let others: Vec<String> = (0..5).filter(|&i| i != l).map(|i| format!("n{i}")).collect();
+    let others: Vec<String> = (0..5)
+        .filter(|&i| i != l)
+        .map(|i| format!("n{i}"))
+        .collect();
     let mut majority = others.clone();
     majority.extend((1..5).map(|c| format!("c{c}")));
     s.faults = vec![
@@ -180,7 +183,9 @@ pub fn run(opts: &Options) -> Result<Produced, Error> {
     let rates: Vec<f64> = if opts.quick {
         vec![1.0, 0.5, 0.1]
     } else {
-        vec![1.0, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05]
+        vec![
+            1.0, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05,
+        ]
     };
     let seeds: u64 = if opts.quick { 2 } else { 20 };
     let probes: Vec<Result<((usize, u64), Option<usize>), Error>> = (0..vs.len())
@@ -206,7 +211,14 @@ pub fn run(opts: &Options) -> Result<Produced, Error> {
     let runs: Vec<Run> = runs.into_iter().collect::<Result<_, _>>()?;
     let mut files = Files::new(opts);
 
-    let mut csv = Csv::new(&["variant", "protocol", "clock_rate", "seed", "old_leader", "verdict"]);
+    let mut csv = Csv::new(&[
+        "variant",
+        "protocol",
+        "clock_rate",
+        "seed",
+        "old_leader",
+        "verdict",
+    ]);
     for r in &runs {
         csv.row(&[
             vs[r.variant].label.to_string(),
@@ -232,7 +244,10 @@ pub fn run(opts: &Options) -> Result<Produced, Error> {
             .iter()
             .filter(|r| r.verdict == Some(Verdict::NotLinearizable))
             .count();
-        let unknown = rs.iter().filter(|r| r.verdict == Some(Verdict::Unknown)).count();
+        let unknown = rs
+            .iter()
+            .filter(|r| r.verdict == Some(Verdict::Unknown))
+            .count();
         (bad, unknown, rs.len())
     };
     let mut lines = Vec::new();
@@ -244,7 +259,11 @@ pub fn run(opts: &Options) -> Result<Produced, Error> {
         let mut first_bad: Option<f64> = None;
         for &r in &rates {
             let (bad, unknown, n) = share(vi, r);
-            let p = if n > 0 { bad as f64 / n as f64 } else { f64::NAN };
+            let p = if n > 0 {
+                bad as f64 / n as f64
+            } else {
+                f64::NAN
+            };
             let ci = if n > 0 {
                 1.96 * (p * (1.0 - p) / n as f64).sqrt()
             } else {
@@ -293,7 +312,8 @@ pub fn run(opts: &Options) -> Result<Produced, Error> {
         &format!("{seeds} seeds per (variant, rate), {} rates", rates.len()),
     );
     md.h2("Claims");
-    md.p("* riak_ensemble (`riak_ensemble_lease.erl`, the reference notes): the lease is safe \
+    md.p(
+        "* riak_ensemble (`riak_ensemble_lease.erl`, the reference notes): the lease is safe \
           if clock *rates* differ by less than the margin between `lease_duration` and \
           `follower_timeout` (≈ 4× with the defaults: 750 ms vs 3 s); process pauses are not \
           covered. The historic default of PR #49 (lease = tick·2/3) is described as a source \
@@ -301,7 +321,8 @@ pub fn run(opts: &Options) -> Result<Produced, Error> {
           * Raft (Ongaro's thesis §6.4.1): lease reads are safe if the leader's lease is shorter \
           than the time the followers refuse to elect another leader, allowing for the clock \
           drift bound; here 120 ms against 150 ms, i.e. rates down to 0.8×. Without a bound \
-          (`unbounded_lease`) a deposed leader serves stale reads whatever the clocks do.");
+          (`unbounded_lease`) a deposed leader serves stale reads whatever the clocks do.",
+    );
     md.h2("Setup");
     md.p(&format!(
         "5 servers, 1 ms links, 5 clients on 2 keys (70% reads, 30% writes, 5 ms think time, \
@@ -313,15 +334,20 @@ pub fn run(opts: &Options) -> Result<Produced, Error> {
          (riak_ensemble's and the raft crate's); nothing was tuned."
     ));
     md.h2("Result: seeds not linearizable / seeds run, per clock rate of the old leader");
-    let mut header = vec!["variant".to_string(), "safe above (by its arithmetic)".to_string()];
+    let mut header = vec![
+        "variant".to_string(),
+        "safe above (by its arithmetic)".to_string(),
+    ];
     header.extend(rates.iter().map(|r| format!("×{}", fmt(*r, 2))));
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     md.table(&header, &rows);
     md.img("violations against clock rate", "lease-drift.svg");
-    md.p("Data: `lease-drift.csv` (variant, rate, seed, the old leader, the verdict). A \
+    md.p(
+        "Data: `lease-drift.csv` (variant, rate, seed, the old leader, the verdict). A \
           violation needs a read served by the old leader after the new leader acknowledged a \
           write, so the share also depends on the workload; what matters is where it departs \
-          from zero.");
+          from zero.",
+    );
     let mdp = files.write("lease-drift.md", &md.text)?;
     Ok(Produced {
         markdown: mdp,

@@ -75,7 +75,10 @@ fn dead_groups(l: &Layout, failed: &BTreeSet<usize>) -> Vec<bool> {
     l.groups
         .iter()
         .map(|m| {
-            let down = m.iter().filter(|id| failed.contains(&usize::from(**id))).count();
+            let down = m
+                .iter()
+                .filter(|id| failed.contains(&usize::from(**id)))
+                .count();
             m.len() - down < m.len() / 2 + 1
         })
         .collect()
@@ -175,7 +178,9 @@ fn one(ci: usize, c: &Config, f: usize, trial: usize) -> Result<Trial, Error> {
         if o.invoke_ns < out.measure_from_ns || o.invoke_ns >= out.measure_to_ns {
             continue;
         }
-        let e = per_key.entry(o.key.clone().unwrap_or_default()).or_default();
+        let e = per_key
+            .entry(o.key.clone().unwrap_or_default())
+            .or_default();
         e.0 += 1;
         if o.is_ok() || o.is_precondition_fail() {
             e.1 += 1;
@@ -276,7 +281,11 @@ pub fn run(opts: &Options) -> Result<Produced, Error> {
         let mut pts = Vec::new();
         for &f in &fs {
             let ts: Vec<&Trial> = res.iter().filter(|t| t.config == ci && t.f == f).collect();
-            let m: Vec<f64> = ts.iter().map(|t| t.measured()).filter(|x| x.is_finite()).collect();
+            let m: Vec<f64> = ts
+                .iter()
+                .map(|t| t.measured())
+                .filter(|x| x.is_finite())
+                .collect();
             let mean = m.iter().sum::<f64>() / m.len().max(1) as f64;
             let (mlo, mhi) = (
                 m.iter().copied().fold(f64::INFINITY, f64::min),
@@ -334,13 +343,15 @@ pub fn run(opts: &Options) -> Result<Produced, Error> {
         &format!("{trials} random failure sets per configuration and f"),
     );
     md.h2("Claim");
-    md.p("The Riak documentation (strong consistency, \"fault tolerance\" and the ensemble \
+    md.p(
+        "The Riak documentation (strong consistency, \"fault tolerance\" and the ensemble \
           guidance), as summarized in the reference notes: *larger clusters lose a smaller \
           fraction of ensembles per failed node: on 50 nodes with n = 5, **one node is in ~10% \
           of the ensembles, and one failure costs no ensemble its quorum**; with fewer than \
           3 nodes strongly consistent operations are unavailable.* The point of comparison: a \
           3-node cluster with n = 3 (every ensemble on the same three nodes) and a single Raft \
-          group, where a quorum loss is all or nothing.");
+          group, where a quorum loss is all or nothing.",
+    );
     md.h2("Setup");
     md.p(&format!(
         "Groups are placed like Riak preference lists on a ring (group g on nodes g, g+1, …, \
@@ -365,7 +376,10 @@ pub fn run(opts: &Options) -> Result<Produced, Error> {
         ],
         &rows,
     );
-    md.img("unavailable share against failed nodes", "many-ensembles.svg");
+    md.img(
+        "unavailable share against failed nodes",
+        "many-ensembles.svg",
+    );
     md.p(&format!(
         "Data: `many-ensembles.csv` (one row per trial, with the failed nodes). {} simulator \
          runs. The \"measured\" column comes from the runs alone; the \"predicted\" and \

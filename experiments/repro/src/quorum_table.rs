@@ -100,7 +100,11 @@ fn one(protocol: &'static str, n: usize, k: usize) -> Result<Cell, Error> {
 }
 
 pub fn run(opts: &Options) -> Result<Produced, Error> {
-    let ns: &[usize] = if opts.quick { &[3, 5] } else { &[3, 5, 7, 9, 15] };
+    let ns: &[usize] = if opts.quick {
+        &[3, 5]
+    } else {
+        &[3, 5, 7, 9, 15]
+    };
     let protocols: &[&'static str] = if opts.quick {
         &["ensemble", "raft"]
     } else {
@@ -169,7 +173,10 @@ pub fn run(opts: &Options) -> Result<Produced, Error> {
     }
 
     let max_ok = |p: &str, n: usize| -> String {
-        let cs: Vec<&Cell> = cells.iter().filter(|c| c.protocol == p && c.n == n).collect();
+        let cs: Vec<&Cell> = cells
+            .iter()
+            .filter(|c| c.protocol == p && c.n == n)
+            .collect();
         // The largest k up to which every smaller k also worked.
         let mut best: Option<usize> = None;
         for c in &cs {
@@ -240,10 +247,12 @@ pub fn run(opts: &Options) -> Result<Produced, Error> {
         ),
     );
     md.h2("Claim");
-    md.p("The Riak documentation (strong consistency, \"fault tolerance\"): a strongly consistent \
+    md.p(
+        "The Riak documentation (strong consistency, \"fault tolerance\"): a strongly consistent \
           operation needs a quorum of the key's n_val replicas, `quorum = n/2 + 1`, so the \
           number of replicas that may be missing is: **n_val 3 → 1, 5 → 2, 7 → 3, 9 → 4, \
-          15 → 7**.");
+          15 → 7**.",
+    );
     md.h2("Setup");
     md.p(&format!(
         "One group of n replicas on n servers (1 ms ± 0.2 ms links), 3 closed-loop clients on 10 \
@@ -263,20 +272,22 @@ pub fn run(opts: &Options) -> Result<Produced, Error> {
     ));
     md.h2("Result");
     let mut header = vec!["n", "quorum", "Riak: allowable missing"];
-    let labels: Vec<String> = protocols
-        .iter()
-        .map(|p| format!("measured: {p}"))
-        .collect();
+    let labels: Vec<String> = protocols.iter().map(|p| format!("measured: {p}")).collect();
     header.extend(labels.iter().map(String::as_str));
     md.table(&header, &rows);
-    md.p("*measured* = the largest k for which operations still succeed (and did for every \
-          smaller k).");
+    md.p(
+        "*measured* = the largest k for which operations still succeed (and did for every \
+          smaller k).",
+    );
     md.h2("Detail: ops answered in the window, per k");
     let mut dh = vec!["n", "k down"];
     dh.extend(protocols.iter().copied());
     md.table(&dh, &detail);
     for &p in protocols {
-        md.img(&format!("{p}: answered share against k"), &format!("quorum-table-{p}.svg"));
+        md.img(
+            &format!("{p}: answered share against k"),
+            &format!("quorum-table-{p}.svg"),
+        );
     }
     md.p(&format!(
         "Data: `quorum-table.csv`. Scale note: one seed per cell; the outcome is a step from \

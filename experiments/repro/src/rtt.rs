@@ -271,7 +271,12 @@ pub fn run(opts: &Options) -> Result<Produced, Error> {
                 v.label.to_string(),
                 v.protocol.to_string(),
                 s.f.clone(),
-                if s.first { "first_on_key_after_leader_change" } else { "steady" }.to_string(),
+                if s.first {
+                    "first_on_key_after_leader_change"
+                } else {
+                    "steady"
+                }
+                .to_string(),
                 num(s.invoke_s),
                 num(s.latency_ms),
                 num(s.rtts()),
@@ -286,8 +291,16 @@ pub fn run(opts: &Options) -> Result<Produced, Error> {
     let mut headline = Vec::new();
     for (v, ss) in vs.iter().zip(&results) {
         for f in ops {
-            let steady: Vec<f64> = ss.iter().filter(|s| s.f == f && !s.first).map(Sample::rtts).collect();
-            let first: Vec<f64> = ss.iter().filter(|s| s.f == f && s.first).map(Sample::rtts).collect();
+            let steady: Vec<f64> = ss
+                .iter()
+                .filter(|s| s.f == f && !s.first)
+                .map(Sample::rtts)
+                .collect();
+            let first: Vec<f64> = ss
+                .iter()
+                .filter(|s| s.f == f && s.first)
+                .map(Sample::rtts)
+                .collect();
             let (sd, sm) = describe(&steady);
             let (fd, _) = describe(&first);
             rows.push(vec![
@@ -303,7 +316,11 @@ pub fn run(opts: &Options) -> Result<Produced, Error> {
                 bars.push((format!("{} · {f}", v.label), sm, protocol_color(v.protocol)));
             }
             if matches!(f, "read" | "write") {
-                headline.push(format!("{:<40} {f:<6} {} quorum round trips (median)", v.label, fmt(sm, 2)));
+                headline.push(format!(
+                    "{:<40} {f:<6} {} quorum round trips (median)",
+                    v.label,
+                    fmt(sm, 2)
+                ));
             }
         }
     }
@@ -338,8 +355,12 @@ pub fn run(opts: &Options) -> Result<Produced, Error> {
          Only `ok` ops count; ops invoked during a failover, and the client's first op after a \
          leader change (it has to find the new leader), are left out. *Steady* = the key was \
          already touched in the current term/epoch; *first* = the first op on the key after a \
-         leader change (riak_ensemble: the object is not fresh)."
-        , if opts.quick { "once at 15 s" } else { "at 20 s and at 50 s" }
+         leader change (riak_ensemble: the object is not fresh).",
+        if opts.quick {
+            "once at 15 s"
+        } else {
+            "at 20 s and at 50 s"
+        }
     ));
     md.h2("Result");
     md.table(
@@ -356,13 +377,15 @@ pub fn run(opts: &Options) -> Result<Produced, Error> {
     );
     md.img("quorum round trips per op", "rtt.svg");
     md.h2("Reading it");
-    md.p("* Where measurement and theory agree to the round trip, the implementation takes the \
+    md.p(
+        "* Where measurement and theory agree to the round trip, the implementation takes the \
           documented path. Fractions (e.g. 1.05) come from riak_ensemble's 1 ms \
           `notfound_read_delay` and from waiting for a tick or heartbeat.\n\
           * riak_ensemble reads of keys that are absent everywhere stay *not fresh* (no object to \
           stamp), so they keep paying a quorum read; a read of a tombstone written in this epoch \
           is fresh.\n\
-          * `rtt.csv` has every op (variant, f, phase, latency, round trips).");
+          * `rtt.csv` has every op (variant, f, phase, latency, round trips).",
+    );
     let mdp = files.write("rtt.md", &md.text)?;
     Ok(Produced {
         markdown: mdp,
