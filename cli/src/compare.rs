@@ -111,7 +111,9 @@ pub fn parse_protocols(list: Option<&str>) -> Result<Vec<String>, CliError> {
             )));
         }
         if out.iter().any(|x| x == p) {
-            return Err(CliError::BadInput(format!("protocol {p:?} is listed twice")));
+            return Err(CliError::BadInput(format!(
+                "protocol {p:?} is listed twice"
+            )));
         }
         out.push(p.to_string());
     }

@@ -37,8 +37,14 @@ fn every_experiment_is_documented_and_checkable() {
             .collect::<Vec<_>>()
             .join("\n")
             .to_lowercase();
-        assert!(header.contains("what it teaches"), "{n}: header lacks 'What it teaches'");
-        assert!(header.contains("look for"), "{n}: header lacks what to look for");
+        assert!(
+            header.contains("what it teaches"),
+            "{n}: header lacks 'What it teaches'"
+        );
+        assert!(
+            header.contains("look for"),
+            "{n}: header lacks what to look for"
+        );
         if n != "default" {
             assert!(text.contains("[[expect]]"), "{n}: no expectations");
             assert!(text.contains("\nquick = ["), "{n}: no quick overrides");
