@@ -59,10 +59,10 @@ pub struct MergeArgs {
     /// Where to write the merged sweep.json and report (default: the first directory).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// The metric plotted first.
-    #[arg(long, default_value = "throughput_ok_per_s")]
-    pub metric: String,
-    /// The parameter on the x axis (default: the first swept one).
+    /// The metric plotted first (default: the sweep's own `--metric`).
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// The parameter on the x axis (default: the sweep's own `--x`, else the first swept one).
     #[arg(long, value_name = "PATH")]
     pub x: Option<String>,
 }
@@ -174,7 +174,10 @@ fn check_x(x: Option<&str>, axes: &[Axis]) -> Result<(), CliError> {
             if axes.is_empty() {
                 "none".to_string()
             } else {
-                axes.iter().map(|a| a.path.as_str()).collect::<Vec<_>>().join(", ")
+                axes.iter()
+                    .map(|a| a.path.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         ))),
         _ => Ok(()),
@@ -290,7 +293,7 @@ pub fn sweep_command(args: &SweepArgs) -> Result<ExitCode, CliError> {
                 );
                 let wall = started.elapsed().as_secs_f64();
                 tracker.finish();
-                let res = match out {
+                match out {
                     Err(e) => PointResult::failed(p, rel, e),
                     Ok(out) => {
                         let path = dir.join(&rel);
@@ -306,8 +309,7 @@ pub fn sweep_command(args: &SweepArgs) -> Result<ExitCode, CliError> {
                             }
                         }
                     }
-                };
-                res
+                }
             })
             .collect()
     });
@@ -319,6 +321,8 @@ pub fn sweep_command(args: &SweepArgs) -> Result<ExitCode, CliError> {
         definition: def.clone(),
         shard_index: si,
         shard_count: sn,
+        x_axis: args.x.clone(),
+        metric: Some(args.metric.clone()),
         results: results.clone(),
     };
     let path = write_shard(&dir, &shard_file)
@@ -358,7 +362,13 @@ fn print_aggregates(sj: &sweep::SweepJson) {
             .definition
             .axes
             .iter()
-            .map(|ax| format!("{}={}", ax.path, a.params.get(&ax.path).cloned().unwrap_or_default()))
+            .map(|ax| {
+                format!(
+                    "{}={}",
+                    ax.path,
+                    a.params.get(&ax.path).cloned().unwrap_or_default()
+                )
+            })
             .collect();
         let v = a
             .metrics
@@ -370,7 +380,6 @@ fn print_aggregates(sj: &sweep::SweepJson) {
 }
 
 pub fn merge_command(args: &MergeArgs) -> Result<ExitCode, CliError> {
-    check_metric(&args.metric)?;
     let out = args.out.clone().unwrap_or_else(|| {
         let d = &args.dirs[0];
         if d.is_file() {
@@ -385,11 +394,19 @@ pub fn merge_command(args: &MergeArgs) -> Result<ExitCode, CliError> {
     }
     let (def, results, notes) =
         merge_shards(&shards, &out).map_err(|e| CliError::BadInput(e.to_string()))?;
-    check_x(args.x.as_deref(), &def.axes)?;
+    let first = &shards[0].1;
+    let metric = args
+        .metric
+        .clone()
+        .or_else(|| first.metric.clone())
+        .unwrap_or_else(|| "throughput_ok_per_s".to_string());
+    check_metric(&metric)?;
+    let x = args.x.clone().or_else(|| first.x_axis.clone());
+    check_x(x.as_deref(), &def.axes)?;
     for n in &notes {
         eprintln!("note: {n}");
     }
-    let sj = sweep_json(&def, results, &args.metric, args.x.as_deref());
+    let sj = sweep_json(&def, results, &metric, x.as_deref());
     write_sweep(&out, &sj).map_err(|e| CliError::Failed(format!("{}: {e}", out.display())))?;
     print_aggregates(&sj);
     println!(

@@ -72,7 +72,11 @@ pub fn compare_csv(runs: &[CompareRun]) -> String {
     head.push("linearizable_verdict".into());
     let mut c = Csv::new(&head);
     for r in runs {
-        let mut row = vec![r.protocol.clone(), r.summary.seed.to_string(), r.dir.clone()];
+        let mut row = vec![
+            r.protocol.clone(),
+            r.summary.seed.to_string(),
+            r.dir.clone(),
+        ];
         row.extend(headline(&r.summary).iter().map(|(_, v)| csv::opt(*v)));
         row.push(html::verdict_text(&r.summary.linearizable));
         c.row(&row);
@@ -90,9 +94,16 @@ fn violation_href(dir: &Path, r: &CompareRun) -> Option<String> {
 /// The comparison page. `dir` is where it is written (to find violation pages).
 pub fn compare_html(dir: &Path, spec: &Spec, seed: u64, runs: &[CompareRun]) -> String {
     let mut b = String::new();
-    let name = if spec.name.is_empty() { "experiment" } else { &spec.name };
+    let name = if spec.name.is_empty() {
+        "experiment"
+    } else {
+        &spec.name
+    };
     let _ = writeln!(b, "<h1>Comparison · {} · seed {seed}</h1>", esc(name));
-    let tags: Vec<String> = runs.iter().map(|r| html::protocol_tag(&r.protocol)).collect();
+    let tags: Vec<String> = runs
+        .iter()
+        .map(|r| html::protocol_tag(&r.protocol))
+        .collect();
     let _ = writeln!(
         b,
         "<p class=\"sub\">{} under the same workload, network and fault schedule ({} nodes, {} \
@@ -172,9 +183,10 @@ pub fn compare_html(dir: &Path, spec: &Spec, seed: u64, runs: &[CompareRun]) -> 
     // differs between protocols: then only the kind).
     let mut shared_axis = axis_of(&runs[0], false);
     for (i, f) in shared_axis.faults.iter_mut().enumerate() {
-        let same = runs
-            .iter()
-            .all(|r| r.metrics.faults.get(i).map(|w| &w.label) == runs[0].metrics.faults.get(i).map(|w| &w.label));
+        let same = runs.iter().all(|r| {
+            r.metrics.faults.get(i).map(|w| &w.label)
+                == runs[0].metrics.faults.get(i).map(|w| &w.label)
+        });
         if !same {
             f.2 = runs[0].metrics.faults[i].kind.clone();
         }
@@ -197,7 +209,7 @@ pub fn compare_html(dir: &Path, spec: &Spec, seed: u64, runs: &[CompareRun]) -> 
         .fold(0.0, f64::max)
         * 1.1;
     b += &figure(&plots::time_lines(
-        &format!(
+        format!(
             "ok completions per second ({} buckets)",
             html::ms(runs[0].metrics.bucket_ns as f64 / 1e6)
         ),
@@ -230,7 +242,7 @@ pub fn compare_html(dir: &Path, spec: &Spec, seed: u64, runs: &[CompareRun]) -> 
 
     // Latency.
     b += "<h2 id=\"latency\">Latency</h2>\n";
-    let series: Vec<(String, plotters::style::RGBColor, Vec<(f64, f64)>)> = runs
+    let series: Vec<plots::Series> = runs
         .iter()
         .map(|r| {
             (
@@ -240,7 +252,11 @@ pub fn compare_html(dir: &Path, spec: &Spec, seed: u64, runs: &[CompareRun]) -> 
             )
         })
         .collect();
-    b += &figure(&plots::cdf("Latency CDF of ok ops (all op types)", &series, 360));
+    b += &figure(&plots::cdf(
+        "Latency CDF of ok ops (all op types)",
+        &series,
+        360,
+    ));
     b += &figure(&plots::tail(
         "Latency tail: fraction of ok ops slower than a latency",
         &series,
@@ -286,7 +302,10 @@ pub fn compare_html(dir: &Path, spec: &Spec, seed: u64, runs: &[CompareRun]) -> 
         * 1.15;
     for r in runs {
         b += &figure(&plots::outcome_bars(
-            Title::tagged(format!("{}: completions per second by outcome", r.protocol), style::protocol_color(&r.protocol)),
+            Title::tagged(
+                format!("{}: completions per second by outcome", r.protocol),
+                style::protocol_color(&r.protocol),
+            ),
             &run_report::outcome_buckets(&r.metrics),
             &axis_of(r, false),
             Some(ymax.max(1.0)),
@@ -295,7 +314,10 @@ pub fn compare_html(dir: &Path, spec: &Spec, seed: u64, runs: &[CompareRun]) -> 
     }
     for r in runs {
         b += &figure(&plots::latency_scatter(
-            Title::tagged(format!("{}: latency of each op over time", r.protocol), style::protocol_color(&r.protocol)),
+            Title::tagged(
+                format!("{}: latency of each op over time", r.protocol),
+                style::protocol_color(&r.protocol),
+            ),
             &crate::metrics::downsample(&r.metrics.scatter, 2500),
             r.metrics.scatter_total,
             &axis_of(r, false),
@@ -349,7 +371,10 @@ pub fn compare_html(dir: &Path, spec: &Spec, seed: u64, runs: &[CompareRun]) -> 
           ensembles can lose only the groups the fault touches.</p>\n";
     for r in runs {
         b += &figure(&plots::heatmap(
-            Title::tagged(format!("{}: share of ok ops per group", r.protocol), style::protocol_color(&r.protocol)),
+            Title::tagged(
+                format!("{}: share of ok ops per group", r.protocol),
+                style::protocol_color(&r.protocol),
+            ),
             &r.metrics.heat,
             &axis_of(r, false),
         ));
@@ -360,7 +385,10 @@ pub fn compare_html(dir: &Path, spec: &Spec, seed: u64, runs: &[CompareRun]) -> 
     for r in runs {
         if r.metrics.has_leaders {
             b += &figure(&plots::leadership(
-                Title::tagged(format!("{}: leader of each group (tN = term/epoch)", r.protocol), style::protocol_color(&r.protocol)),
+                Title::tagged(
+                    format!("{}: leader of each group (tN = term/epoch)", r.protocol),
+                    style::protocol_color(&r.protocol),
+                ),
                 &r.metrics.leaders,
                 &r.metrics.elections,
                 r.metrics.groups,
@@ -376,7 +404,13 @@ pub fn compare_html(dir: &Path, spec: &Spec, seed: u64, runs: &[CompareRun]) -> 
     b += "<h2 id=\"cost\">Cost</h2>\n";
     let items = |f: &dyn Fn(&Summary) -> f64| -> Vec<(String, f64, plotters::style::RGBColor)> {
         runs.iter()
-            .map(|r| (r.protocol.clone(), f(&r.summary), style::protocol_color(&r.protocol)))
+            .map(|r| {
+                (
+                    r.protocol.clone(),
+                    f(&r.summary),
+                    style::protocol_color(&r.protocol),
+                )
+            })
             .collect()
     };
     b += &figure(&plots::hbars(
@@ -416,7 +450,14 @@ pub fn compare_html(dir: &Path, spec: &Spec, seed: u64, runs: &[CompareRun]) -> 
         }
     }
     b += &table(
-        &["protocol", "message kind", "sent", "dropped", "per ok op", "bytes per ok op"],
+        &[
+            "protocol",
+            "message kind",
+            "sent",
+            "dropped",
+            "per ok op",
+            "bytes per ok op",
+        ],
         &rows,
     );
     html::page(&format!("quorumlab comparison: {name}"), &b)

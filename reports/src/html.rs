@@ -88,7 +88,11 @@ fn numeric(cell: &str) -> bool {
 /// row reads as a number are right-aligned, the others left-aligned.
 pub fn table(head: &[&str], rows: &[Vec<String>]) -> String {
     let right: Vec<bool> = (0..head.len())
-        .map(|i| rows.first().and_then(|r| r.get(i)).is_some_and(|c| numeric(c)))
+        .map(|i| {
+            rows.first()
+                .and_then(|r| r.get(i))
+                .is_some_and(|c| numeric(c))
+        })
         .collect();
     let cls = |i: usize, cell: &str| {
         if right.get(i).copied().unwrap_or(false) || (numeric(cell) && i > 0) {
@@ -208,7 +212,10 @@ pub fn verdict(v: &serde_json::Value, violation_href: Option<&str>) -> String {
         serde_json::Value::String(s) if s == "unknown" => {
             format!("<span class=\"unknown\">unknown (the checker gave up)</span>{link}")
         }
-        other => format!("<span class=\"unknown\">{}</span>{link}", esc(&other.to_string())),
+        other => format!(
+            "<span class=\"unknown\">{}</span>{link}",
+            esc(&other.to_string())
+        ),
     }
 }
 
@@ -229,11 +236,16 @@ mod tests {
 
     #[test]
     fn escaping_and_numbers() {
-        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         assert_eq!(num(1234567.0), "1\u{2009}234\u{2009}567");
         assert_eq!(num(12.345), "12.3");
         assert_eq!(num(0.5), "0.50");
         assert_eq!(us(1500), "1.50 ms");
-        assert!(verdict(&serde_json::json!(false), Some("violation.html")).contains("violation.html"));
+        assert!(
+            verdict(&serde_json::json!(false), Some("violation.html")).contains("violation.html")
+        );
     }
 }

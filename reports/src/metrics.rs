@@ -201,10 +201,7 @@ pub fn fault_windows(faults: &[FaultRecord], nodes: usize) -> Vec<FaultWindow> {
                 .find(|g| g.kind == "clock_rate" && g.ends && g.nodes == f.nodes)
                 .map(|g| g.time_ns),
             "pause" => pause_ms(&f.description).map(|m| f.time_ns + (m * MS as f64) as u64),
-            _ => later
-                .iter()
-                .find(|g| g.kind == "heal")
-                .map(|g| g.time_ns),
+            _ => later.iter().find(|g| g.kind == "heal").map(|g| g.time_ns),
         };
         let names: Vec<String> = f.nodes.iter().map(|&n| endpoint_name(n, nodes)).collect();
         let label = if names.is_empty() {
@@ -370,7 +367,11 @@ pub fn group_heat(
 }
 
 /// Leadership spans per group from the sampled changes.
-pub fn leader_segments(changes: &[LeaderChange], groups: usize, span_ns: u64) -> Vec<LeaderSegment> {
+pub fn leader_segments(
+    changes: &[LeaderChange],
+    groups: usize,
+    span_ns: u64,
+) -> Vec<LeaderSegment> {
     let mut out = Vec::new();
     for g in 0..groups {
         let mut from = 0;
@@ -498,7 +499,13 @@ fn groups_of(run: &RunOutput) -> Vec<Vec<usize>> {
 pub fn run_unavailability(run: &RunOutput) -> Vec<Unavailability> {
     let ops = pair_ops(&run.history);
     let windows = fault_windows(&run.faults, run.layout.nodes);
-    unavailability(&windows, &ops, &groups_of(run), &run.key_groups, run.layout.nodes)
+    unavailability(
+        &windows,
+        &ops,
+        &groups_of(run),
+        &run.key_groups,
+        run.layout.nodes,
+    )
 }
 
 impl RunMetrics {
@@ -557,8 +564,10 @@ impl RunMetrics {
                     .saturating_record(us);
             }
         }
-        let mut cdf: BTreeMap<String, Vec<(f64, f64)>> =
-            hists.iter().map(|(f, h)| (f.clone(), cdf_points(h))).collect();
+        let mut cdf: BTreeMap<String, Vec<(f64, f64)>> = hists
+            .iter()
+            .map(|(f, h)| (f.clone(), cdf_points(h)))
+            .collect();
         cdf.insert("all".into(), cdf_points(&all));
         RunMetrics {
             protocol: run.protocol.clone(),

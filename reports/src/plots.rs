@@ -16,6 +16,10 @@ use quorumlab_workloads::LeaderChange;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+/// A labelled, colored series of (x, y) points.
+pub type Series = (String, RGBColor, Vec<(f64, f64)>);
+/// A labelled, colored time series whose gaps are `None`.
+pub type TimeSeries = (String, RGBColor, Vec<(f64, Option<f64>)>);
 type Res = Result<(), String>;
 type TimeChart<'a, 'b, Y> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, Y>>;
 
@@ -178,7 +182,10 @@ fn header<'a>(root: &Area<'a>, title: &Title, items: &[LegendItem]) -> Result<Ar
                     vec![(x, y), (x + 20, y)],
                     ShapeStyle::from(&c).stroke_width(3),
                 )),
-                Mark::Box => top.draw(&Rectangle::new([(x + 2, y - 6), (x + 18, y + 6)], c.filled())),
+                Mark::Box => top.draw(&Rectangle::new(
+                    [(x + 2, y - 6), (x + 18, y + 6)],
+                    c.filled(),
+                )),
                 Mark::Shade => top.draw(&Rectangle::new(
                     [(x + 2, y - 7), (x + 18, y + 7)],
                     c.mix(0.18).filled(),
@@ -190,7 +197,8 @@ fn header<'a>(root: &Area<'a>, title: &Title, items: &[LegendItem]) -> Result<Ar
                 )),
             }
             .map_err(err)?;
-            top.draw_text(&it.label, &lstyle, (x + 26, y)).map_err(err)?;
+            top.draw_text(&it.label, &lstyle, (x + 26, y))
+                .map_err(err)?;
         }
     }
     Ok(rest)
@@ -306,9 +314,14 @@ fn safe_range(lo: f64, hi: f64) -> (f64, f64) {
     }
 }
 
-fn time_mesh<Y>(chart: &mut TimeChart<'_, '_, Y>, y_desc: &str, yfmt: &dyn Fn(&f64) -> String) -> Res
+fn time_mesh<Y>(
+    chart: &mut TimeChart<'_, '_, Y>,
+    y_desc: &str,
+    yfmt: &dyn Fn(&f64) -> String,
+) -> Res
 where
-    Y: plotters::coord::ranged1d::Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>,
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>
+        + plotters::coord::ranged1d::ValueFormatter<f64>,
 {
     chart
         .configure_mesh()
@@ -351,7 +364,13 @@ fn fault_union(axis: &TimeAxis) -> Vec<(f64, f64)> {
 
 /// Shades the spans outside the measured window and the fault windows (their union, so that
 /// overlapping faults do not darken); marks each fault's start, and labels them when `labels`.
-fn shade<Y>(chart: &mut TimeChart<'_, '_, Y>, axis: &TimeAxis, lo: f64, hi: f64, labels: bool) -> Res
+fn shade<Y>(
+    chart: &mut TimeChart<'_, '_, Y>,
+    axis: &TimeAxis,
+    lo: f64,
+    hi: f64,
+    labels: bool,
+) -> Res
 where
     Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
 {
@@ -496,7 +515,11 @@ pub fn outcome_bars(
             .fold(0.0, f64::max)
             * 1.15
     });
-    let top = if top > 0.0 && top.is_finite() { top } else { 1.0 };
+    let top = if top > 0.0 && top.is_finite() {
+        top
+    } else {
+        1.0
+    };
     svg(WIDTH, height, |root| {
         let area = header(root, &title, &legend)?;
         let mut chart = ChartBuilder::on(&area)
@@ -538,7 +561,7 @@ pub fn outcome_bars(
 pub fn time_lines(
     title: impl Into<Title>,
     y_desc: &str,
-    series: &[(String, RGBColor, Vec<(f64, Option<f64>)>)],
+    series: &[TimeSeries],
     axis: &TimeAxis,
     y_range: (f64, f64),
     percent: bool,
@@ -600,12 +623,13 @@ pub fn time_lines(
 }
 
 /// Latency CDFs on a log latency axis: one line per series of (ms, fraction) points.
-pub fn cdf(title: impl Into<Title>, series: &[(String, RGBColor, Vec<(f64, f64)>)], plot_h: u32) -> String {
+pub fn cdf(title: impl Into<Title>, series: &[Series], plot_h: u32) -> String {
     let title: Title = title.into();
-    let nonempty: Vec<&(String, RGBColor, Vec<(f64, f64)>)> =
-        series.iter().filter(|s| !s.2.is_empty()).collect();
+    let nonempty: Vec<&Series> = series.iter().filter(|s| !s.2.is_empty()).collect();
     if nonempty.is_empty() {
-        return note(&format!("{title}: no ok operations in the measured window."));
+        return note(&format!(
+            "{title}: no ok operations in the measured window."
+        ));
     }
     let legend: Vec<LegendItem> = nonempty
         .iter()
@@ -630,7 +654,10 @@ pub fn cdf(title: impl Into<Title>, series: &[(String, RGBColor, Vec<(f64, f64)>
             .margin_top(4)
             .x_label_area_size(X_LABEL_AREA)
             .y_label_area_size(Y_LABEL_AREA)
-            .build_cartesian_2d((lo..hi).log_scale().with_key_points(log_ticks(lo, hi)), 0.0..1.0)
+            .build_cartesian_2d(
+                (lo..hi).log_scale().with_key_points(log_ticks(lo, hi)),
+                0.0..1.0,
+            )
             .map_err(err)?;
         chart
             .configure_mesh()
@@ -684,12 +711,13 @@ pub fn cdf(title: impl Into<Title>, series: &[(String, RGBColor, Vec<(f64, f64)>
 
 /// The tail of latency distributions: the fraction of ok ops slower than a latency, both axes
 /// on log scales, so that p99, p99.9 and the maximum can be told apart.
-pub fn tail(title: impl Into<Title>, series: &[(String, RGBColor, Vec<(f64, f64)>)], plot_h: u32) -> String {
+pub fn tail(title: impl Into<Title>, series: &[Series], plot_h: u32) -> String {
     let title: Title = title.into();
-    let nonempty: Vec<&(String, RGBColor, Vec<(f64, f64)>)> =
-        series.iter().filter(|s| !s.2.is_empty()).collect();
+    let nonempty: Vec<&Series> = series.iter().filter(|s| !s.2.is_empty()).collect();
     if nonempty.is_empty() {
-        return note(&format!("{title}: no ok operations in the measured window."));
+        return note(&format!(
+            "{title}: no ok operations in the measured window."
+        ));
     }
     let legend: Vec<LegendItem> = nonempty
         .iter()
@@ -814,7 +842,10 @@ pub fn latency_scatter(
         ));
     }
     let ms = |ns: u64| (ns as f64 / MS as f64).max(1e-3);
-    let lo = points.iter().map(|p| ms(p.latency_ns)).fold(f64::INFINITY, f64::min);
+    let lo = points
+        .iter()
+        .map(|p| ms(p.latency_ns))
+        .fold(f64::INFINITY, f64::min);
     let hi = points.iter().map(|p| ms(p.latency_ns)).fold(0.0, f64::max);
     let (lo, hi) = (lo / 1.5, (hi * 1.5).max(lo * 3.0));
     let height = header_h(&legend, WIDTH) + plot_h + X_LABEL_AREA;
@@ -856,8 +887,12 @@ pub fn latency_scatter(
                 .draw_series(
                     points
                         .iter()
-                        .filter(|p| p.outcome == kind && (kind != EventType::Fail || p.precondition == pre))
-                        .map(|p| Circle::new((p.invoke_ns as f64 / 1e9, ms(p.latency_ns)), r, c.filled())),
+                        .filter(|p| {
+                            p.outcome == kind && (kind != EventType::Fail || p.precondition == pre)
+                        })
+                        .map(|p| {
+                            Circle::new((p.invoke_ns as f64 / 1e9, ms(p.latency_ns)), r, c.filled())
+                        }),
                 )
                 .map_err(err)?;
         }
@@ -867,7 +902,8 @@ pub fn latency_scatter(
 
 fn group_mesh<Y>(chart: &mut TimeChart<'_, '_, Y>, groups: usize) -> Res
 where
-    Y: plotters::coord::ranged1d::Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>,
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>
+        + plotters::coord::ranged1d::ValueFormatter<f64>,
 {
     let g = groups;
     chart
@@ -915,7 +951,11 @@ pub fn heatmap(title: impl Into<Title>, heat: &GroupHeat, axis: &TimeAxis) -> St
             )
         })
         .collect();
-    legend.push(LegendItem::new("no op completed", style::NO_DATA, Mark::Box));
+    legend.push(LegendItem::new(
+        "no op completed",
+        style::NO_DATA,
+        Mark::Box,
+    ));
     if !axis.faults.is_empty() {
         legend.push(LegendItem::new("fault start / end", INK, Mark::Tick));
     }
@@ -995,7 +1035,11 @@ pub fn leadership(
         .map(|(c, names)| LegendItem::new(format!("leader {}", names.join("/")), c, Mark::Box))
         .collect();
     legend.push(LegendItem::new("no leader", style::NO_DATA, Mark::Box));
-    legend.push(LegendItem::new("election (sampled every 10 ms)", INK, Mark::Tick));
+    legend.push(LegendItem::new(
+        "election (sampled every 10 ms)",
+        INK,
+        Mark::Tick,
+    ));
     if !axis.faults.is_empty() {
         legend.push(LegendItem::new("fault window", style::FAULT, Mark::Shade));
     }
@@ -1081,7 +1125,11 @@ pub fn hbars(
         + 16;
     let height = TITLE_H + 10 + (n as u32 * 30).max(60) + X_LABEL_AREA;
     let max = items.iter().map(|i| i.1).fold(0.0, f64::max);
-    let max = if max > 0.0 && max.is_finite() { max * 1.18 } else { 1.0 };
+    let max = if max > 0.0 && max.is_finite() {
+        max * 1.18
+    } else {
+        1.0
+    };
     let names: Vec<String> = items.iter().map(|i| i.0.clone()).collect();
     svg(WIDTH, height, |root| {
         let area = header(root, &title, &[])?;
@@ -1119,7 +1167,10 @@ pub fn hbars(
             let v = if v.is_finite() { v.max(0.0) } else { 0.0 };
             chart
                 .draw_series(std::iter::once(Rectangle::new(
-                    [(0.0, SegmentValue::Exact(i)), (v, SegmentValue::Exact(i + 1))],
+                    [
+                        (0.0, SegmentValue::Exact(i)),
+                        (v, SegmentValue::Exact(i + 1)),
+                    ],
                     c.filled(),
                 )))
                 .map_err(err)?;
@@ -1145,8 +1196,52 @@ pub struct SweepLine {
     pub points: Vec<(f64, f64, f64)>,
 }
 
+/// The axes of a sweep figure.
+#[derive(Clone, Debug, Default)]
+pub struct SweepAxes {
+    pub x_desc: String,
+    pub y_desc: String,
+    /// Tick labels when x is categorical (x = 0, 1, ...).
+    pub categories: Option<Vec<String>>,
+    pub log_x: bool,
+    /// Ticks at these x values (the swept values), when numeric.
+    pub x_ticks: Vec<f64>,
+    /// A y range shared with sibling panels; computed from the data when `None`.
+    pub y_range: Option<(f64, f64)>,
+}
+
+/// The y range of sweep lines: means ± CIs, padded, at or above zero when every mean is.
+pub fn sweep_y_range(lines: &[SweepLine]) -> Option<(f64, f64)> {
+    let pts: Vec<(f64, f64, f64)> = lines
+        .iter()
+        .flat_map(|l| l.points.iter().copied())
+        .collect();
+    if pts.is_empty() {
+        return None;
+    }
+    // A metric whose means are all non-negative keeps its axis at or above zero (an interval
+    // reaching below zero is cut at the axis).
+    let nonneg = pts.iter().all(|p| p.1 >= 0.0);
+    let ylo = pts.iter().map(|p| p.1 - p.2).fold(f64::INFINITY, f64::min);
+    let yhi = pts
+        .iter()
+        .map(|p| p.1 + p.2)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let ylo = if nonneg { ylo.max(0.0) } else { ylo };
+    let pad = ((yhi - ylo) * 0.1).max(yhi.abs() * 0.05).max(1e-9);
+    Some(safe_range(
+        if nonneg {
+            (ylo - pad).max(0.0)
+        } else {
+            ylo - pad
+        },
+        yhi + pad,
+    ))
+}
+
 /// A metric against a parameter: mean with 95% confidence intervals, one line per protocol.
-/// `categories`: tick labels when x is categorical (x = 0, 1, ...).
+/// `categories`: tick labels when x is categorical (x = 0, 1, ...). (See [`sweep_figure`] for
+/// ticks at given values and a shared y range.)
 pub fn sweep_lines(
     title: impl Into<Title>,
     x_desc: &str,
@@ -1155,8 +1250,40 @@ pub fn sweep_lines(
     categories: Option<&[String]>,
     log_x: bool,
 ) -> String {
+    let mut ticks: Vec<f64> = lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.0))
+        .collect();
+    ticks.sort_by(f64::total_cmp);
+    ticks.dedup();
+    if ticks.len() > 12 {
+        ticks.clear();
+    }
+    sweep_figure(
+        title,
+        lines,
+        &SweepAxes {
+            x_desc: x_desc.to_string(),
+            y_desc: y_desc.to_string(),
+            categories: categories.map(|c| c.to_vec()),
+            log_x,
+            x_ticks: ticks,
+            y_range: None,
+        },
+    )
+}
+
+/// [`sweep_lines`] with every axis option.
+pub fn sweep_figure(title: impl Into<Title>, lines: &[SweepLine], axes: &SweepAxes) -> String {
     let title: Title = title.into();
-    let pts: Vec<(f64, f64, f64)> = lines.iter().flat_map(|l| l.points.iter().copied()).collect();
+    let x_desc = axes.x_desc.as_str();
+    let y_desc = axes.y_desc.as_str();
+    let categories = axes.categories.as_deref();
+    let log_x = axes.log_x;
+    let pts: Vec<(f64, f64, f64)> = lines
+        .iter()
+        .flat_map(|l| l.points.iter().copied())
+        .collect();
     if pts.is_empty() {
         return note(&format!("{title}: no values."));
     }
@@ -1164,20 +1291,20 @@ pub fn sweep_lines(
         .iter()
         .map(|l| LegendItem::new(l.label.clone(), l.color, Mark::Line))
         .collect();
-    legend.push(LegendItem::new("95% confidence interval of the mean", INK, Mark::Tick));
+    legend.push(LegendItem::new(
+        "95% confidence interval of the mean",
+        INK,
+        Mark::Tick,
+    ));
     let xs = pts.iter().map(|p| p.0);
     let (xlo, xhi) = (
         xs.clone().fold(f64::INFINITY, f64::min),
         xs.fold(f64::NEG_INFINITY, f64::max),
     );
-    // A metric whose means are all non-negative keeps its axis at or above zero (an interval
-    // reaching below zero is cut at the axis).
-    let nonneg = pts.iter().all(|p| p.1 >= 0.0);
-    let ylo = pts.iter().map(|p| p.1 - p.2).fold(f64::INFINITY, f64::min);
-    let yhi = pts.iter().map(|p| p.1 + p.2).fold(f64::NEG_INFINITY, f64::max);
-    let ylo = if nonneg { ylo.max(0.0) } else { ylo };
-    let pad = ((yhi - ylo) * 0.1).max(yhi.abs() * 0.05).max(1e-9);
-    let (ylo, yhi) = safe_range(if nonneg { (ylo - pad).max(0.0) } else { ylo - pad }, yhi + pad);
+    let (ylo, yhi) = axes
+        .y_range
+        .or_else(|| sweep_y_range(lines))
+        .unwrap_or((0.0, 1.0));
     let log_x = log_x && categories.is_none() && xlo > 0.0;
     let (xlo, xhi) = if categories.is_some() {
         (xlo - 0.5, xhi + 0.5)
@@ -1191,14 +1318,6 @@ pub fn sweep_lines(
     let cats: Vec<String> = categories.map(|c| c.to_vec()).unwrap_or_default();
     svg(WIDTH, height, |root| {
         let area = header(root, &title, &legend)?;
-        let cat_fmt = |v: &f64| {
-            let r = v.round();
-            if (v - r).abs() < 1e-6 && r >= 0.0 {
-                cats.get(r as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        };
         let num_fmt = |v: &f64| fmt_num_signed(*v);
         // Pixel positions of (mean, mean - ci, mean + ci) of every point, whatever the x scale.
         type Px = ((i32, i32), (i32, i32), (i32, i32));
@@ -1223,7 +1342,10 @@ pub fn sweep_lines(
                 .margin_top(4)
                 .x_label_area_size(X_LABEL_AREA)
                 .y_label_area_size(Y_LABEL_AREA)
-                .build_cartesian_2d((xlo..xhi).log_scale(), ylo..yhi)
+                .build_cartesian_2d(
+                    (xlo..xhi).log_scale().with_key_points(axes.x_ticks.clone()),
+                    ylo..yhi,
+                )
                 .map_err(err)?;
             chart
                 .configure_mesh()
@@ -1247,20 +1369,49 @@ pub fn sweep_lines(
                 .y_label_area_size(Y_LABEL_AREA)
                 .build_cartesian_2d(xlo..xhi, ylo..yhi)
                 .map_err(err)?;
-            let mut mesh = chart.configure_mesh();
-            mesh.x_desc(x_desc)
+            // x ticks exactly at the swept values (or categories): drawn by hand below.
+            let ticks: Vec<(f64, String)> = if categories.is_some() {
+                cats.iter()
+                    .enumerate()
+                    .map(|(i, c)| (i as f64, c.clone()))
+                    .collect()
+            } else {
+                axes.x_ticks
+                    .iter()
+                    .map(|&v| (v, fmt_num_signed(v)))
+                    .collect()
+            };
+            chart
+                .configure_mesh()
+                .x_desc(x_desc)
                 .y_desc(y_desc)
                 .axis_desc_style((FONT, DESC_FONT))
                 .label_style((FONT, TICK_FONT))
                 .bold_line_style(style::GRID)
                 .light_line_style(TRANSPARENT)
-                .y_label_formatter(&num_fmt);
-            if categories.is_some() {
-                mesh.x_labels(cats.len() * 2 + 2).x_label_formatter(&cat_fmt);
-            } else {
-                mesh.x_label_formatter(&num_fmt);
+                .disable_x_mesh()
+                .x_labels(if ticks.is_empty() { 10 } else { 0 })
+                .x_label_formatter(&num_fmt)
+                .y_label_formatter(&num_fmt)
+                .draw()
+                .map_err(err)?;
+            let tick_style = font(TICK_FONT, INK).pos(Pos::new(HPos::Center, VPos::Top));
+            for (v, label) in &ticks {
+                let (x, y0) = chart.backend_coord(&(*v, ylo));
+                let (_, y1) = chart.backend_coord(&(*v, yhi));
+                root.draw(&PathElement::new(
+                    vec![(x, y1), (x, y0)],
+                    ShapeStyle::from(&style::GRID).stroke_width(1),
+                ))
+                .map_err(err)?;
+                root.draw(&PathElement::new(
+                    vec![(x, y0), (x, y0 + 5)],
+                    ShapeStyle::from(&INK).stroke_width(1),
+                ))
+                .map_err(err)?;
+                root.draw_text(label, &tick_style, (x, y0 + 8))
+                    .map_err(err)?;
             }
-            mesh.draw().map_err(err)?;
             map(&|x, y| chart.backend_coord(&(x, y)))
         };
         let k = lines.len() as i32;
@@ -1269,7 +1420,8 @@ pub fn sweep_lines(
             let style = ShapeStyle::from(&l.color).stroke_width(2);
             let pts: Vec<(i32, i32)> = px[li].iter().map(|p| (p.0 .0 + dx, p.0 .1)).collect();
             if pts.len() > 1 {
-                root.draw(&PathElement::new(pts.clone(), style)).map_err(err)?;
+                root.draw(&PathElement::new(pts.clone(), style))
+                    .map_err(err)?;
             }
             for (i, &(mid, lo, hi)) in px[li].iter().enumerate() {
                 let x = mid.0 + dx;
@@ -1281,7 +1433,8 @@ pub fn sweep_lines(
                             .map_err(err)?;
                     }
                 }
-                root.draw(&Circle::new(pts[i], 4, l.color.filled())).map_err(err)?;
+                root.draw(&Circle::new(pts[i], 4, l.color.filled()))
+                    .map_err(err)?;
             }
         }
         Ok(())
@@ -1324,5 +1477,6 @@ mod tests {
         assert!(outcome_bars("x", &[], &axis, None, 200).starts_with("<svg"));
         assert!(hbars("x", "y", &[], &|v| v.to_string()).contains("note"));
         assert!(sweep_lines("x", "a", "b", &[], None, false).contains("note"));
+        assert!(sweep_figure("x", &[], &SweepAxes::default()).contains("note"));
     }
 }

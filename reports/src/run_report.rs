@@ -173,7 +173,11 @@ pub fn unavailability_table(s: &Summary, groups: usize) -> String {
                 if u.affected_groups.len() == groups {
                     format!("all {groups} ({} keys)", u.affected_keys)
                 } else {
-                    format!("{} of {groups} ({} keys)", u.affected_groups.len(), u.affected_keys)
+                    format!(
+                        "{} of {groups} ({} keys)",
+                        u.affected_groups.len(),
+                        u.affected_keys
+                    )
                 },
                 html::opt_num(u.to_first_ok_ms, "none in run"),
                 html::opt_num(u.to_all_groups_ok_ms, "not all"),
@@ -205,8 +209,14 @@ fn cards(s: &Summary, violation: Option<&str>) -> String {
     c += &card(html::us(all.p50), "p50 latency (ok)");
     c += &card(html::us(all.p99), "p99 latency (ok)");
     c += &card(html::us(all.p999), "p99.9 latency (ok)");
-    c += &card(format!("{:.1}%", s.availability.ok_fraction * 100.0), "ok / completed");
-    c += &card(html::ms(s.availability.longest_gap_ms), "longest gap without ok");
+    c += &card(
+        format!("{:.1}%", s.availability.ok_fraction * 100.0),
+        "ok / completed",
+    );
+    c += &card(
+        html::ms(s.availability.longest_gap_ms),
+        "longest gap without ok",
+    );
     c += &card(num(s.messages.per_ok_op), "messages per ok op");
     c += &card(html::verdict(&s.linearizable, violation), "linearizability");
     c.push_str("</div>\n");
@@ -292,15 +302,22 @@ pub fn run_report_html(
             html::us(p.mean.round() as u64),
         ]);
     }
-    b += &table(&["op", "ok ops", "p50", "p90", "p99", "p99.9", "max", "mean"], &rows);
-    let series: Vec<(String, plotters::style::RGBColor, Vec<(f64, f64)>)> = m
+    b += &table(
+        &["op", "ok ops", "p50", "p90", "p99", "p99.9", "max", "mean"],
+        &rows,
+    );
+    let series: Vec<plots::Series> = m
         .cdf
         .iter()
         .filter(|(f, _)| f.as_str() != "all")
         .chain(m.cdf.iter().filter(|(f, _)| f.as_str() == "all"))
         .map(|(f, pts)| (f.clone(), style::op_color(f), pts.clone()))
         .collect();
-    b += &figure(&plots::cdf("Latency CDF of ok ops, per op type", &series, 340));
+    b += &figure(&plots::cdf(
+        "Latency CDF of ok ops, per op type",
+        &series,
+        340,
+    ));
     b += &figure(&plots::tail(
         "Latency tail: fraction of ok ops slower than a latency",
         &series,
@@ -321,7 +338,7 @@ pub fn run_report_html(
           nothing completed).</p>\n";
     let bucket_label = html::ms(m.bucket_ns as f64 / 1e6);
     b += &figure(&plots::outcome_bars(
-        &format!("Completions per second by outcome ({bucket_label} buckets)"),
+        format!("Completions per second by outcome ({bucket_label} buckets)"),
         &outcome_buckets(m),
         &axis,
         None,
@@ -330,11 +347,7 @@ pub fn run_report_html(
     b += &figure(&plots::time_lines(
         "Availability: share of completed ops that were ok",
         "ok / completed",
-        &[(
-            "ok share".to_string(),
-            style::OK,
-            share_series(m),
-        )],
+        &[("ok share".to_string(), style::OK, share_series(m))],
         &axis,
         (0.0, 1.02),
         true,
@@ -356,7 +369,7 @@ pub fn run_report_html(
           completed in that time bucket. A protocol with one group loses every key together; \
           per-key ensembles can lose only some groups.</p>\n";
     b += &figure(&plots::heatmap(
-        &format!(
+        format!(
             "Share of ok ops per group over time ({} buckets)",
             html::ms(m.heat.bucket_ns as f64 / 1e6)
         ),
@@ -378,7 +391,9 @@ pub fn run_report_html(
             &axis,
         ));
     } else {
-        b += &plots::note("This protocol reports no leaders (leaderless, or no leader was ever elected).");
+        b += &plots::note(
+            "This protocol reports no leaders (leaderless, or no leader was ever elected).",
+        );
     }
 
     // Cost.
@@ -430,7 +445,13 @@ fn cost_section(s: &Summary) -> String {
     let mut kinds: Vec<(&String, &quorumlab_sim::KindStats)> = s.messages.by_kind.iter().collect();
     kinds.sort_by(|a, b| b.1.sent.cmp(&a.1.sent).then(a.0.cmp(b.0)));
     let ok = s.ops.ok;
-    let per = |x: u64| if ok > 0 { x as f64 / ok as f64 } else { f64::NAN };
+    let per = |x: u64| {
+        if ok > 0 {
+            x as f64 / ok as f64
+        } else {
+            f64::NAN
+        }
+    };
     let items: Vec<(String, f64, plotters::style::RGBColor)> = kinds
         .iter()
         .enumerate()
@@ -440,7 +461,7 @@ fn cost_section(s: &Summary) -> String {
         b += &plots::note("No ok ops in the measured window: costs per ok op are undefined.");
     } else {
         b += &figure(&plots::hbars(
-            &format!(
+            format!(
                 "Messages per ok op by kind (total {:.2}; {:.0} bytes per ok op)",
                 s.messages.per_ok_op, s.messages.bytes_per_ok_op
             ),
@@ -554,7 +575,9 @@ pub fn run_csvs(run: &RunOutput, s: &Summary, m: &RunMetrics) -> Vec<(&'static s
     }
     out.push(("timeline.csv", c.into_string()));
 
-    let mut c = Csv::new(&["f", "count", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us"]);
+    let mut c = Csv::new(&[
+        "f", "count", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us",
+    ]);
     for (f, p) in &s.latency_us {
         c.row(&[
             f.clone(),
@@ -571,7 +594,14 @@ pub fn run_csvs(run: &RunOutput, s: &Summary, m: &RunMetrics) -> Vec<(&'static s
 
     out.push(("unavailability.csv", unavailability_csv(&s.protocol, s)));
 
-    let mut c = Csv::new(&["group", "bucket_start_s", "bucket_s", "ok", "completed", "ok_share"]);
+    let mut c = Csv::new(&[
+        "group",
+        "bucket_start_s",
+        "bucket_s",
+        "ok",
+        "completed",
+        "ok_share",
+    ]);
     for g in 0..m.heat.ok.len() {
         for bi in 0..m.heat.ok[g].len() {
             c.row(&[
@@ -610,7 +640,13 @@ pub fn run_csvs(run: &RunOutput, s: &Summary, m: &RunMetrics) -> Vec<(&'static s
         "bytes_per_ok_op",
     ]);
     let ok = s.ops.ok as f64;
-    let per = |x: u64| if ok > 0.0 { csv::num(x as f64 / ok) } else { String::new() };
+    let per = |x: u64| {
+        if ok > 0.0 {
+            csv::num(x as f64 / ok)
+        } else {
+            String::new()
+        }
+    };
     for (k, st) in &s.messages.by_kind {
         c.row(&[
             k.clone(),

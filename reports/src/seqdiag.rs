@@ -83,7 +83,9 @@ impl TimeMap {
     }
 
     fn in_break(&self, y: f64) -> bool {
-        self.breaks.iter().any(|&(a, b, _)| y > a - 1.0 && y < b + 1.0)
+        self.breaks
+            .iter()
+            .any(|&(a, b, _)| y > a - 1.0 && y < b + 1.0)
     }
 }
 
@@ -171,7 +173,12 @@ pub fn sequence_diagram(
     let top = 36.0 + legend_rows * 22.0 + 44.0;
     let mut times: Vec<u64> = msgs.iter().map(|m| m.sent).collect();
     times.extend(msgs.iter().filter_map(|m| m.delivered));
-    times.extend(faults.iter().map(|f| f.time_ns).filter(|&t| t >= a && t <= b));
+    times.extend(
+        faults
+            .iter()
+            .map(|f| f.time_ns)
+            .filter(|&t| t >= a && t <= b),
+    );
     let tm = TimeMap::new(times, top, 900.0);
     let y = |t: u64| tm.y(t);
     let body_end = tm.bottom() + 10.0;
@@ -217,7 +224,11 @@ pub fn sequence_diagram(
     let items: Vec<(String, String, bool)> = kinds
         .iter()
         .map(|k| (k.to_string(), kind_color(k), false))
-        .chain(std::iter::once(("dropped (lost, cut)".to_string(), hex(style::FAIL), true)))
+        .chain(std::iter::once((
+            "dropped (lost, cut)".to_string(),
+            hex(style::FAIL),
+            true,
+        )))
         .collect();
     for (i, (label, c, dropped)) in items.iter().enumerate() {
         if i > 0 && i % 6 == 0 {
@@ -349,7 +360,11 @@ pub fn sequence_diagram(
             width - right + 10.0,
             yy - 5.0,
             hex(style::FAULT),
-            esc(&format!("{} at {:.3} s", f.description, f.time_ns as f64 / 1e9))
+            esc(&format!(
+                "{} at {:.3} s",
+                f.description,
+                f.time_ns as f64 / 1e9
+            ))
         );
     }
     // Messages.

@@ -207,6 +207,11 @@ pub struct ShardFile {
     pub definition: SweepDef,
     pub shard_index: usize,
     pub shard_count: usize,
+    /// The sweep's `--x` and `--metric`, the defaults of `quorumlab merge`.
+    #[serde(default)]
+    pub x_axis: Option<String>,
+    #[serde(default)]
+    pub metric: Option<String>,
     pub results: Vec<PointResult>,
 }
 
@@ -314,7 +319,9 @@ pub fn metric_info(name: &str) -> (&'static str, &'static str, f64) {
         "elections" => ("elections", "count", 1.0),
         "longest_leaderless_ms" => ("longest time without a leader", "ms", 1.0),
         "first_fault_to_first_ok_ms" => ("first fault → first ok op", "ms", 1.0),
-        "first_fault_to_all_groups_ok_ms" => ("first fault → ok in every affected group", "ms", 1.0),
+        "first_fault_to_all_groups_ok_ms" => {
+            ("first fault → ok in every affected group", "ms", 1.0)
+        }
         "first_fault_heal_to_recovery_ms" => ("heal → full recovery", "ms", 1.0),
         "ops_invoked" => ("ops invoked", "ops", 1.0),
         "ops_ok" => ("ok ops", "ops", 1.0),
@@ -372,7 +379,38 @@ fn report_metrics(chosen: &str) -> Vec<String> {
 }
 
 fn as_numbers(values: &[String]) -> Option<Vec<f64>> {
-    values.iter().map(|v| v.trim().parse::<f64>().ok()).collect()
+    values
+        .iter()
+        .map(|v| v.trim().parse::<f64>().ok())
+        .collect()
+}
+
+/// How to place numeric x values: a log axis when they are positive and span 50× or more; as
+/// equally spaced categories when they are unevenly spaced (e.g. 0, 0.001, 0.01, 0.1), so that
+/// no two crowd each other; otherwise a linear axis. Returns the values (`None`: categorical)
+/// and whether the axis is logarithmic.
+pub fn x_scale(values: Option<Vec<f64>>) -> (Option<Vec<f64>>, bool) {
+    let Some(v) = values else {
+        return (None, false);
+    };
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if lo > 0.0 && hi / lo >= 50.0 {
+        return (Some(v), true);
+    }
+    let mut sorted = v.clone();
+    sorted.sort_by(f64::total_cmp);
+    sorted.dedup();
+    let gaps: Vec<f64> = sorted.windows(2).map(|w| w[1] - w[0]).collect();
+    let (gmin, gmax) = (
+        gaps.iter().copied().fold(f64::INFINITY, f64::min),
+        gaps.iter().copied().fold(0.0, f64::max),
+    );
+    if gaps.len() >= 2 && gmax > 10.0 * gmin {
+        (None, false)
+    } else {
+        (Some(v), false)
+    }
 }
 
 /// Builds the full sweep record from a definition and the results at hand.
@@ -413,13 +451,20 @@ pub fn results_csv(sj: &SweepJson) -> String {
     let mut c = Csv::new(&head);
     for r in &sj.results {
         let mut row = vec![r.index.to_string()];
-        row.extend(axes.iter().map(|a| r.params.get(*a).cloned().unwrap_or_default()));
+        row.extend(
+            axes.iter()
+                .map(|a| r.params.get(*a).cloned().unwrap_or_default()),
+        );
         row.push(r.protocol.clone());
         row.push(r.seed.to_string());
         row.push(r.run_dir.clone());
         row.push(r.error.clone().unwrap_or_default());
         row.push(csv::num(r.wall_seconds));
-        row.extend(names.iter().map(|n| csv::opt(r.metrics.get(*n).copied().flatten())));
+        row.extend(
+            names
+                .iter()
+                .map(|n| csv::opt(r.metrics.get(*n).copied().flatten())),
+        );
         c.row(&row);
     }
     c.into_string()
@@ -499,12 +544,9 @@ fn metric_figures(sj: &SweepJson, metric: &str) -> String {
         Some(x) => (as_numbers(&x.values), x.values.clone()),
         None => (None, vec!["(all runs)".to_string()]),
     };
-    let log_x = xs_num.as_ref().is_some_and(|v| {
-        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        lo > 0.0 && hi / lo >= 50.0
-    });
-    let mut out = String::new();
+    let (xs_num, log_x) = x_scale(xs_num);
+    // Every panel's lines first, so that the panels share one y range.
+    let mut figs: Vec<(String, Vec<SweepLine>)> = Vec::new();
     for panel in panels {
         let mut lines = Vec::new();
         for p in &def.protocols {
@@ -543,19 +585,28 @@ fn metric_figures(sj: &SweepJson, metric: &str) -> String {
                     .join(", ")
             )
         };
-        let x_desc = x_axis.map(|x| x.path.clone()).unwrap_or_default();
         let title = match x_axis {
             Some(x) => format!("{label} vs {}{suffix}", x.path),
             None => format!("{label}{suffix}"),
         };
-        out += &figure(&plots::sweep_lines(
-            title,
-            &x_desc,
-            &y_desc,
-            &lines,
-            if xs_num.is_some() { None } else { Some(&cats) },
-            log_x,
-        ));
+        figs.push((title, lines));
+    }
+    let all: Vec<SweepLine> = figs.iter().flat_map(|f| f.1.iter().cloned()).collect();
+    let axes = plots::SweepAxes {
+        x_desc: x_axis.map(|x| x.path.clone()).unwrap_or_default(),
+        y_desc,
+        categories: if xs_num.is_some() {
+            None
+        } else {
+            Some(cats.clone())
+        },
+        log_x,
+        x_ticks: xs_num.clone().unwrap_or_default(),
+        y_range: plots::sweep_y_range(&all),
+    };
+    let mut out = String::new();
+    for (title, lines) in figs {
+        out += &figure(&plots::sweep_figure(title, &lines, &axes));
     }
     out
 }
@@ -564,14 +615,28 @@ fn metric_figures(sj: &SweepJson, metric: &str) -> String {
 pub fn sweep_html(sj: &SweepJson) -> String {
     let def = &sj.definition;
     let mut b = String::new();
-    let name = if def.spec_name.is_empty() { "experiment" } else { &def.spec_name };
+    let name = if def.spec_name.is_empty() {
+        "experiment"
+    } else {
+        &def.spec_name
+    };
     let _ = writeln!(b, "<h1>Sweep · {}</h1>", esc(name));
     let axes: Vec<String> = def
         .axes
         .iter()
-        .map(|a| format!("<code>{}</code> ∈ {{{}}}", esc(&a.path), esc(&a.values.join(", "))))
+        .map(|a| {
+            format!(
+                "<code>{}</code> ∈ {{{}}}",
+                esc(&a.path),
+                esc(&a.values.join(", "))
+            )
+        })
         .collect();
-    let tags: Vec<String> = def.protocols.iter().map(|p| html::protocol_tag(p)).collect();
+    let tags: Vec<String> = def
+        .protocols
+        .iter()
+        .map(|p| html::protocol_tag(p))
+        .collect();
     let seeds = match (def.seeds.first(), def.seeds.last()) {
         (Some(a), Some(z)) if def.seeds.len() > 1 => {
             format!("{} seeds ({a}…{z})", def.seeds.len())
@@ -725,8 +790,8 @@ pub fn read_shards(dir: &Path) -> Result<Vec<(PathBuf, ShardFile)>, MergeError> 
     let files: Vec<PathBuf> = if dir.is_file() {
         vec![dir.to_path_buf()]
     } else {
-        let rd = std::fs::read_dir(dir)
-            .map_err(|e| MergeError(format!("{}: {e}", dir.display())))?;
+        let rd =
+            std::fs::read_dir(dir).map_err(|e| MergeError(format!("{}: {e}", dir.display())))?;
         let mut v: Vec<PathBuf> = rd
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
@@ -791,7 +856,11 @@ pub fn relative(from: &Path, to: &Path) -> String {
     let tc: Vec<_> = t.components().collect();
     let common = fc.iter().zip(&tc).take_while(|(a, b)| a == b).count();
     let mut parts: Vec<String> = vec!["..".to_string(); fc.len() - common];
-    parts.extend(tc[common..].iter().map(|c| c.as_os_str().to_string_lossy().into_owned()));
+    parts.extend(
+        tc[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
     if parts.is_empty() {
         ".".into()
     } else {
@@ -824,18 +893,23 @@ pub fn merge_shards(
         for r in &s.results {
             let mut r = r.clone();
             r.run_dir = relative(out, &base.join(&r.run_dir));
-            if results.contains_key(&r.index) {
-                notes.push(format!(
+            match results.entry(r.index) {
+                std::collections::btree_map::Entry::Occupied(_) => notes.push(format!(
                     "point {} appears twice (again in {}); kept the first",
                     r.index,
                     path.display()
-                ));
-            } else {
-                results.insert(r.index, r);
+                )),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(r);
+                }
             }
         }
     }
-    Ok((first.definition.clone(), results.into_values().collect(), notes))
+    Ok((
+        first.definition.clone(),
+        results.into_values().collect(),
+        notes,
+    ))
 }
 
 #[cfg(test)]
@@ -895,7 +969,9 @@ mod tests {
             protocol: p.protocol.clone(),
             seed: p.seed,
             run_dir: run_dir(p),
-            metrics: [("throughput_ok_per_s".to_string(), Some(x))].into_iter().collect(),
+            metrics: [("throughput_ok_per_s".to_string(), Some(x))]
+                .into_iter()
+                .collect(),
             linearizable: serde_json::Value::Bool(true),
             wall_seconds: 0.1,
             error: None,
@@ -928,6 +1004,17 @@ mod tests {
     }
 
     #[test]
+    fn x_scales() {
+        assert_eq!(
+            x_scale(Some(vec![1.0, 5.0, 10.0])),
+            (Some(vec![1.0, 5.0, 10.0]), false)
+        );
+        assert!(x_scale(Some(vec![1.0, 10.0, 100.0])).1);
+        assert_eq!(x_scale(Some(vec![0.0, 0.001, 0.01, 0.1])), (None, false));
+        assert_eq!(x_scale(None), (None, false));
+    }
+
+    #[test]
     fn merge_checks_identity_and_rewrites_dirs() {
         let d = def();
         let pts = d.points();
@@ -937,6 +1024,8 @@ mod tests {
             definition: d.clone(),
             shard_index: i,
             shard_count: n,
+            x_axis: None,
+            metric: None,
             results: pts
                 .iter()
                 .filter(|p| in_shard(p.index, i, n))
@@ -956,7 +1045,10 @@ mod tests {
         let mut other = mk(2, 2);
         other.definition.seeds = vec![1];
         other.sweep_id = other.definition.id();
-        let bad = vec![shards[0].clone(), (PathBuf::from("/x/c/shard-2-of-2.json"), other)];
+        let bad = vec![
+            shards[0].clone(),
+            (PathBuf::from("/x/c/shard-2-of-2.json"), other),
+        ];
         assert!(merge_shards(&bad, Path::new("/x")).is_err());
     }
 }
