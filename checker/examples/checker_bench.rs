@@ -97,7 +97,9 @@ fn table() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("checker benchmark: {cores} cores; each figure = best of 3 runs of a fresh process");
-    println!("| ops | keys | clients | info | file MB | check time (s) | peak memory (MiB) | verdict |");
+    println!(
+        "| ops | keys | clients | info | file MB | check time (s) | peak memory (MiB) | verdict |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|---:|---|");
     let cases: &[(usize, usize, usize, f64)] = &[
         (10_000, 1000, 10, 0.0),
@@ -136,7 +138,11 @@ fn table() {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(f64::NAN)
             };
-            let (ms, kib, code) = (field("ms="), field("peak_kib=") as u64, field("exit=") as i32);
+            let (ms, kib, code) = (
+                field("ms="),
+                field("peak_kib=") as u64,
+                field("exit=") as i32,
+            );
             if best.is_none_or(|b| ms < b.0) {
                 best = Some((ms, kib, code));
             }

@@ -522,10 +522,9 @@ impl<'a> Parser<'a> {
                             self.pos += 4;
                         }
                         other => {
-                            return Err(self.err(format!(
-                                "invalid escape '\\{}' in string",
-                                other as char
-                            )))
+                            return Err(
+                                self.err(format!("invalid escape '\\{}' in string", other as char))
+                            )
                         }
                     }
                 }

@@ -107,7 +107,11 @@ fn drawn_ops(v: &Violation) -> Vec<usize> {
     if focus.is_empty() {
         return (0..v.ops.len().min(MAX_DRAWN)).collect();
     }
-    let t0 = focus.iter().map(|&i| v.ops[i].invoke_time).min().unwrap_or(0);
+    let t0 = focus
+        .iter()
+        .map(|&i| v.ops[i].invoke_time)
+        .min()
+        .unwrap_or(0);
     let t1 = match v.failing_op {
         Some(f) => v.ops[f].complete_time.unwrap_or(u64::MAX),
         None => u64::MAX,
@@ -379,7 +383,12 @@ fn table(s: &mut String, v: &Violation) {
             n - MAX_ROWS
         );
     }
-    for (k, &id) in v.linearization.iter().enumerate().skip(n.saturating_sub(MAX_ROWS)) {
+    for (k, &id) in v
+        .linearization
+        .iter()
+        .enumerate()
+        .skip(n.saturating_sub(MAX_ROWS))
+    {
         let o = &v.ops[id];
         let _ = writeln!(
             s,

@@ -27,7 +27,9 @@ impl FromStr for Format {
         match s.to_ascii_lowercase().as_str() {
             "jsonl" | "json" | "ndjson" => Ok(Format::Jsonl),
             "edn" => Ok(Format::Edn),
-            other => Err(format!("unknown history format '{other}' (expected jsonl or edn)")),
+            other => Err(format!(
+                "unknown history format '{other}' (expected jsonl or edn)"
+            )),
         }
     }
 }
@@ -140,7 +142,8 @@ pub fn read_history(path: &Path, format: Option<Format>) -> Result<History, Chec
 pub fn parse_jsonl(text: &str) -> Result<History, CheckError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let chunks = split_lines(text, rayon::current_num_threads().max(1) * 4, 1 << 20);
-    let parts: Vec<Result<(Vec<Event>, Vec<usize>), CheckError>> = chunks
+    type Part = Result<(Vec<Event>, Vec<usize>), CheckError>;
+    let parts: Vec<Part> = chunks
         .par_iter()
         .map(|&(start_line, chunk)| {
             let events = read_jsonl(chunk.as_bytes()).map_err(|e| match e {
@@ -313,9 +316,7 @@ pub fn parse_edn(text: &str) -> Result<History, CheckError> {
             r.key.is_none()
                 && match r.value.and_then(pair) {
                     None => false,
-                    Some((_, v)) => {
-                        r.f != "cas" || matches!(v, Edn::Nil) || v.as_seq().is_some()
-                    }
+                    Some((_, v)) => r.f != "cas" || matches!(v, Edn::Nil) || v.as_seq().is_some(),
                 }
         });
     let use_time = clients().all(|r| r.time.is_some());
@@ -372,7 +373,10 @@ mod tests {
     fn detects_formats() {
         assert_eq!(detect_format("{\"index\":0}"), Some(Format::Jsonl));
         assert_eq!(detect_format("\n  {:type :invoke}"), Some(Format::Edn));
-        assert_eq!(detect_format("; comment\n[{:type :invoke}]"), Some(Format::Edn));
+        assert_eq!(
+            detect_format("; comment\n[{:type :invoke}]"),
+            Some(Format::Edn)
+        );
         assert_eq!(detect_format("(\n{:type :ok})"), Some(Format::Edn));
         assert_eq!(detect_format(""), Some(Format::Jsonl));
         assert_eq!(detect_format("hello"), None);

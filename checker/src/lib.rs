@@ -24,7 +24,9 @@ mod report;
 mod search;
 
 pub use edn::{Edn, EdnError};
-pub use input::{detect_format, parse_edn, parse_history, parse_jsonl, read_history, Format, History};
+pub use input::{
+    detect_format, parse_edn, parse_history, parse_jsonl, read_history, Format, History,
+};
 pub use prepare::HistoryStats;
 pub use report::{CheckReport, KeyResult, OpOutcome, OpView, Verdict, Violation};
 

@@ -3,8 +3,8 @@
 //! integers; state `ABSENT` (0) is "no value".
 
 use crate::prepare::{Fun, Outcome, RawOp};
-use serde_json::Value as Json;
 use crate::search::FxMap;
+use serde_json::Value as Json;
 
 pub(crate) const ABSENT: u32 = 0;
 

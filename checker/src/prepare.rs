@@ -9,10 +9,10 @@
 //!   at some instant within the op the precondition was false; every other `fail` is dropped
 //!   (it did not take effect and observed nothing we rely on).
 
+use crate::search::FxMap;
 use crate::CheckError;
 use quorumlab_kv::history::{Event, EventType, ProcessId};
 use serde_json::Value as Json;
-use crate::search::FxMap;
 
 /// The operation, by its `f` (aliases `get` = read, `put` = write).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

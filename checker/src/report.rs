@@ -237,7 +237,12 @@ impl CheckReport {
                      {} ops, {secs:.3} s",
                     self.unknown_keys, self.keys, self.linearizable_keys, h.ops
                 );
-                for r in self.results.iter().filter(|r| r.verdict == Verdict::Unknown).take(3) {
+                for r in self
+                    .results
+                    .iter()
+                    .filter(|r| r.verdict == Verdict::Unknown)
+                    .take(3)
+                {
                     let _ = writeln!(
                         s,
                         "  {} ({} ops): {}",
@@ -254,7 +259,11 @@ impl CheckReport {
                     .take(5)
                     .map(|v| v.key.clone().unwrap_or_else(|| "(no key)".into()))
                     .collect();
-                let more = if self.violations.len() > 5 { ", …" } else { "" };
+                let more = if self.violations.len() > 5 {
+                    ", …"
+                } else {
+                    ""
+                };
                 let _ = writeln!(
                     s,
                     "not linearizable: {} of {} {keys_word} ({}{more}) cannot be linearized; \

@@ -59,7 +59,10 @@ pub(crate) enum Found {
     Linearizable,
     /// The longest partial linearization (op ids in order) and the op whose return was reached
     /// at its end without any way to linearize it.
-    NotLinearizable { linearization: Vec<u32>, failing: u32 },
+    NotLinearizable {
+        linearization: Vec<u32>,
+        failing: u32,
+    },
     Unknown(String),
 }
 
@@ -325,12 +328,7 @@ fn is_observer(k: Kind) -> bool {
 }
 
 /// Checks the ops of one key (ops sorted by call). Deterministic.
-pub(crate) fn check(
-    ops: &[SOp],
-    model: &mut Model,
-    budget: &Budget,
-    stats: &mut Stats,
-) -> Found {
+pub(crate) fn check(ops: &[SOp], model: &mut Model, budget: &Budget, stats: &mut Stats) -> Found {
     let n = ops.len();
     if n >= (NONE as usize) / 2 - 2 {
         return Found::Unknown("too many operations on one key".into());
@@ -366,7 +364,9 @@ pub(crate) fn check(
     drop(ents);
     let kinds: Vec<Kind> = ops.iter().map(|o| o.kind).collect();
     let is_info: Vec<bool> = ops.iter().map(|o| o.ret.is_none()).collect();
-    let zob: Vec<u64> = (0..n as u64).map(|i| mix(i ^ 0x5151_7A7A_0000_0000)).collect();
+    let zob: Vec<u64> = (0..n as u64)
+        .map(|i| mix(i ^ 0x5151_7A7A_0000_0000))
+        .collect();
     let mut remaining = ret_node.iter().filter(|&&r| r != NONE).count();
 
     // Bit slots: ops that must be linearized, in invocation order, in a windowed bitset (the

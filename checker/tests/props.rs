@@ -35,7 +35,11 @@ fn config() -> impl Strategy<Value = GenConfig> {
             // many info appends on one key are exponential for any Wing & Gong checker (each
             // may or may not have been applied, and every order gives another string): they
             // end as `unknown` within the budget (see docs/checker.md), so keep them few here
-            let (ops, info) = if append { (ops.min(150), f64::min(info, 0.05)) } else { (ops, info) };
+            let (ops, info) = if append {
+                (ops.min(150), f64::min(info, 0.05))
+            } else {
+                (ops, info)
+            };
             let mut c = GenConfig::new(ops, keys, clients, seed);
             c.info_rate = info;
             c.fail_rate = fail;
@@ -147,7 +151,10 @@ fn bf_step(state: &Option<Json>, op: &BOp) -> Option<Option<Json>> {
 fn brute_force(ops: &[BOp]) -> bool {
     // which ops take part: ok and precondition-failed are required; info optional (info reads
     // constrain nothing); plain fails never took effect
-    let required: Vec<bool> = ops.iter().map(|o| o.outcome == 0 || o.outcome == 2).collect();
+    let required: Vec<bool> = ops
+        .iter()
+        .map(|o| o.outcome == 0 || o.outcome == 2)
+        .collect();
     let optional: Vec<bool> = ops
         .iter()
         .map(|o| o.outcome == 1 && o.f != "read")
@@ -167,8 +174,8 @@ fn brute_force(ops: &[BOp]) -> bool {
                 continue;
             }
             // every required op that completed before x was invoked must be placed already
-            let blocked = (0..ops.len())
-                .any(|y| req[y] && !used[y] && y != x && ops[y].ret < ops[x].call);
+            let blocked =
+                (0..ops.len()).any(|y| req[y] && !used[y] && y != x && ops[y].ret < ops[x].call);
             if blocked {
                 continue;
             }
@@ -182,7 +189,13 @@ fn brute_force(ops: &[BOp]) -> bool {
         }
         false
     }
-    dfs(ops, &required, &optional, &mut vec![false; ops.len()], &None)
+    dfs(
+        ops,
+        &required,
+        &optional,
+        &mut vec![false; ops.len()],
+        &None,
+    )
 }
 
 const FS: [&str; 6] = ["read", "write", "cas", "create", "delete", "append"];
@@ -263,11 +276,19 @@ fn build(raw: &[(u8, u8, u8, u8, u8, u16)]) -> (Vec<BOp>, Vec<Event>) {
                 match op.outcome {
                     0 => (
                         EventType::Ok,
-                        if op.f == "read" { op.out.clone() } else { op.arg.clone() },
+                        if op.f == "read" {
+                            op.out.clone()
+                        } else {
+                            op.arg.clone()
+                        },
                         None,
                     ),
                     1 => (EventType::Info, op.arg.clone(), None),
-                    2 => (EventType::Fail, op.arg.clone(), Some("precondition".to_string())),
+                    2 => (
+                        EventType::Fail,
+                        op.arg.clone(),
+                        Some("precondition".to_string()),
+                    ),
                     _ => (EventType::Fail, op.arg.clone(), None),
                 }
             };
