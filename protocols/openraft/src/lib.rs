@@ -170,7 +170,11 @@ pub struct ClientProc {
 }
 
 impl ClientProc {
-    fn apply(&mut self, fx: Vec<ClientEffect<OrMsg, AdTimer>>, cx: &mut Ctx<'_, Wire<OrMsg>, OrTimer>) {
+    fn apply(
+        &mut self,
+        fx: Vec<ClientEffect<OrMsg, AdTimer>>,
+        cx: &mut Ctx<'_, Wire<OrMsg>, OrTimer>,
+    ) {
         for e in fx {
             match e {
                 ClientEffect::Adapter(ClientCmd::Send(to, m)) => cx.send(to, Wire::Peer(m)),
@@ -201,7 +205,7 @@ impl ClientProc {
 
 /// A process of an openraft cluster: a server node or a client.
 pub enum OpenraftNode {
-    Server(Box<ServerProc>),
+    Server(ServerProc),
     Client(ClientProc),
 }
 
@@ -334,7 +338,7 @@ impl KvProtocol for Openraft {
             resend: Duration::from_millis(params.resend_ms),
         };
         let servers = (0..layout.nodes)
-            .map(|i| OpenraftNode::Server(Box::new(ServerProc::new(i as u64, cfg.clone()))));
+            .map(|i| OpenraftNode::Server(ServerProc::new(i as u64, cfg.clone())));
         let clients = (0..layout.clients).map(|_| {
             OpenraftNode::Client(ClientProc {
                 client: KvClient::new(adapter.clone(), client.timeout),

@@ -220,7 +220,8 @@ impl Shared {
         let rpc = i.next_rpc;
         i.next_rpc += 1;
         i.pending.insert(rpc, tx);
-        i.outbox.push((to, OrMsg::Peer(PeerMsg { group, rpc, body })));
+        i.outbox
+            .push((to, OrMsg::Peer(PeerMsg { group, rpc, body })));
         (rpc, rx)
     }
 

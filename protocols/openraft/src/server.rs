@@ -6,7 +6,9 @@ use crate::rt::{ExecStats, Executor};
 use crate::store::{Cmd, LogStore, SmState, StateMachine, TC};
 use crate::{OrTimer, ReadMode};
 use openraft::alias::{SnapshotOf, WatchReceiverOf};
-use openraft::errors::{ClientWriteError, ForwardReason, ForwardToLeader, LinearizableReadError, RaftError};
+use openraft::errors::{
+    ClientWriteError, ForwardReason, ForwardToLeader, LinearizableReadError, RaftError,
+};
 use openraft::metrics::RaftServerMetrics;
 use openraft::{EmptyNode, Raft, ReadPolicy, ServerState};
 use openraft_rt::WatchReceiver;

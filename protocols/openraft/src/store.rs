@@ -22,7 +22,11 @@ pub struct Cmd {
 
 impl fmt::Display for Cmd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "c{}:{}:{:?}:{}", self.client, self.req.id, self.req.op, self.req.key)
+        write!(
+            f,
+            "c{}:{}:{:?}:{}",
+            self.client, self.req.id, self.req.op, self.req.key
+        )
     }
 }
 
@@ -83,7 +87,7 @@ impl Durable {
         }
         // A committed marker beyond the log would make recovery apply entries that are gone.
         if let Some(c) = &self.committed {
-            let last = self.log.last_key_value().map(|(_, e)| e.log_id.clone());
+            let last = self.log.last_key_value().map(|(_, e)| e.log_id);
             if last.as_ref().is_none_or(|l| l.index < c.index) {
                 self.committed = last;
             }
@@ -116,7 +120,7 @@ impl RaftLogReader<TC> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        Ok(self.d().vote.clone())
+        Ok(self.d().vote)
     }
 }
 
@@ -128,10 +132,10 @@ impl RaftLogStorage<TC> for LogStore {
         let last = d
             .log
             .last_key_value()
-            .map(|(_, e)| e.log_id.clone())
-            .or_else(|| d.purged.clone());
+            .map(|(_, e)| e.log_id)
+            .or_else(|| d.purged);
         Ok(LogState {
-            last_purged_log_id: d.purged.clone(),
+            last_purged_log_id: d.purged,
             last_log_id: last,
         })
     }
@@ -142,7 +146,7 @@ impl RaftLogStorage<TC> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let mut d = self.d();
-        let prev = d.vote.replace(vote.clone());
+        let prev = d.vote.replace(*vote);
         d.undo = Some(Undo::Vote(prev));
         d.writes += 1;
         Ok(())
@@ -154,7 +158,7 @@ impl RaftLogStorage<TC> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        Ok(self.d().committed.clone())
+        Ok(self.d().committed)
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<TC>) -> Result<(), io::Error>
@@ -263,7 +267,7 @@ impl RaftSnapshotBuilder<TC> for StateMachine {
         let mut s = self.s();
         s.snapshot_seq += 1;
         let meta = SnapshotMetaOf::<TC> {
-            last_log_id: s.applied.clone(),
+            last_log_id: s.applied,
             last_membership: s.membership.clone(),
         };
         let data = s.data.clone();
@@ -283,7 +287,7 @@ impl RaftStateMachine<TC> for StateMachine {
         &mut self,
     ) -> Result<(Option<LogId>, StoredMembershipOf<TC>), io::Error> {
         let s = self.s();
-        Ok((s.applied.clone(), s.membership.clone()))
+        Ok((s.applied, s.membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
@@ -294,13 +298,13 @@ impl RaftStateMachine<TC> for StateMachine {
             let (entry, responder) = item?;
             let out = {
                 let mut s = self.s();
-                s.applied = Some(entry.log_id.clone());
+                s.applied = Some(entry.log_id);
                 match &entry.payload {
                     EntryPayload::Blank => Outcome::Ok(None),
                     EntryPayload::Normal(cmd) => s.data.apply(cmd),
                     EntryPayload::Membership(m) => {
                         s.membership =
-                            StoredMembershipOf::<TC>::new(Some(entry.log_id.clone()), m.clone());
+                            StoredMembershipOf::<TC>::new(Some(entry.log_id), m.clone());
                         Outcome::Ok(None)
                     }
                 }
@@ -323,16 +327,20 @@ impl RaftStateMachine<TC> for StateMachine {
     ) -> Result<(), io::Error> {
         let mut s = self.s();
         s.data = snapshot.clone();
-        s.applied = meta.last_log_id.clone();
+        s.applied = meta.last_log_id;
         s.membership = meta.last_membership.clone();
         s.snapshot = Some((meta.clone(), snapshot));
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<SnapshotOf<TC, KvData>>, io::Error> {
-        Ok(self.s().snapshot.clone().map(|(meta, data)| SnapshotOf::<TC, KvData> {
-            meta,
-            snapshot: data,
-        }))
+        Ok(self
+            .s()
+            .snapshot
+            .clone()
+            .map(|(meta, data)| SnapshotOf::<TC, KvData> {
+                meta,
+                snapshot: data,
+            }))
     }
 }

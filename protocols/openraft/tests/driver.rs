@@ -63,7 +63,11 @@ fn go(spec: &Spec, params: &Params, seed: u64) -> RunOutput {
     });
     let before = PANICS.with(|p| p.get());
     let out = run::<Openraft>(spec, params, seed, RunOptions::default()).unwrap();
-    assert_eq!(PANICS.with(|p| p.get()), before, "a task panicked (seed {seed})");
+    assert_eq!(
+        PANICS.with(|p| p.get()),
+        before,
+        "a task panicked (seed {seed})"
+    );
     out
 }
 

@@ -11,7 +11,10 @@ fn leader_crash_re_election_writes_resume() {
     let mut c = cluster(5, 5, 1, 1, &Params::default(), constant(1.0), 11);
     let (l0, t0) = c.await_leader(0, 3000 * MS).expect("first leader");
     for i in 0..20 {
-        assert_eq!(c.call(0, i % 4, Op::Write(100 + i as u64)).0, Outcome::Ok(None));
+        assert_eq!(
+            c.call(0, i % 4, Op::Write(100 + i as u64)).0,
+            Outcome::Ok(None)
+        );
     }
     let crashed_at = c.sim.now();
     c.sim.crash(l0, false);
@@ -29,7 +32,10 @@ fn leader_crash_re_election_writes_resume() {
     );
     // openraft refuses votes until the old leader's lease (election_timeout_max) has run out,
     // then a candidate's election timer must fire: between 300 and ~700 ms.
-    assert!(d > 300 * MS && d < 1000 * MS, "first write after crash took {d} ns");
+    assert!(
+        d > 300 * MS && d < 1000 * MS,
+        "first write after crash took {d} ns"
+    );
     for i in 0..20 {
         let (o, d) = c.call(0, i % 4, Op::Write(200 + i as u64));
         assert_eq!(o, Outcome::Ok(None));
@@ -40,8 +46,20 @@ fn leader_crash_re_election_writes_resume() {
     c.sim.restart(l0);
     c.run_for(500 * MS);
     assert_eq!(c.leader(0).map(|l| l.0), Some(l1));
-    let sm = c.sim.process(l0).server().unwrap().state_machine(0).unwrap();
-    let leader_sm = c.sim.process(l1).server().unwrap().state_machine(0).unwrap();
+    let sm = c
+        .sim
+        .process(l0)
+        .server()
+        .unwrap()
+        .state_machine(0)
+        .unwrap();
+    let leader_sm = c
+        .sim
+        .process(l1)
+        .server()
+        .unwrap()
+        .state_machine(0)
+        .unwrap();
     assert_eq!(sm.lock().unwrap().data, leader_sm.lock().unwrap().data);
     assert_eq!(sm.lock().unwrap().data.kv.get(&Key(1)), Some(&217));
     assert_eq!(c.panics(), 0);
@@ -57,10 +75,22 @@ fn minority_partition_cannot_commit() {
     // other.
     let follower = (0..5).find(|&i| i != l0).unwrap();
     let minority = vec![l0, follower, 5];
-    let majority: Vec<usize> = (0..5).filter(|i| !minority.contains(i)).chain([6]).collect();
+    let majority: Vec<usize> = (0..5)
+        .filter(|i| !minority.contains(i))
+        .chain([6])
+        .collect();
     let now = c.sim.now();
-    c.sim.network_mut().partition(&[minority.clone(), majority.clone()], now);
-    let committed_before = c.sim.process(l0).server().unwrap().log_store(0).unwrap().clone();
+    c.sim
+        .network_mut()
+        .partition(&[minority.clone(), majority.clone()], now);
+    let committed_before = c
+        .sim
+        .process(l0)
+        .server()
+        .unwrap()
+        .log_store(0)
+        .unwrap()
+        .clone();
     let committed_before = committed_before.durable.lock().unwrap().last_index();
     // Client 0 can only reach the minority: its write must not be acknowledged.
     let (o, _) = c.call(0, 3, Op::Write(2));
@@ -82,7 +112,13 @@ fn minority_partition_cannot_commit() {
     c.sim.network_mut().heal_all();
     c.run_for(1000 * MS);
     assert_eq!(c.call(0, 3, Op::Read).0, Outcome::Ok(Some(3)));
-    let sm = c.sim.process(l0).server().unwrap().state_machine(0).unwrap();
+    let sm = c
+        .sim
+        .process(l0)
+        .server()
+        .unwrap()
+        .state_machine(0)
+        .unwrap();
     assert_eq!(sm.lock().unwrap().data.kv.get(&Key(3)), Some(&3));
     assert_eq!(c.panics(), 0);
 }
@@ -95,10 +131,33 @@ fn crash_losing_unsynced_write_recovers() {
         assert_eq!(c.call(0, 0, Op::Write(i)).0, Outcome::Ok(None));
     }
     let f = (0..3).find(|&i| i != l0).unwrap();
-    let before = c.sim.process(f).server().unwrap().log_store(0).unwrap().durable.lock().unwrap().last_index();
+    let before = c
+        .sim
+        .process(f)
+        .server()
+        .unwrap()
+        .log_store(0)
+        .unwrap()
+        .durable
+        .lock()
+        .unwrap()
+        .last_index();
     c.sim.crash(f, true);
-    let after = c.sim.process(f).server().unwrap().log_store(0).unwrap().durable.lock().unwrap().last_index();
-    assert!(after < before, "the last append was lost: {before:?} -> {after:?}");
+    let after = c
+        .sim
+        .process(f)
+        .server()
+        .unwrap()
+        .log_store(0)
+        .unwrap()
+        .durable
+        .lock()
+        .unwrap()
+        .last_index();
+    assert!(
+        after < before,
+        "the last append was lost: {before:?} -> {after:?}"
+    );
     c.sim.restart(f);
     c.run_for(300 * MS);
     assert_eq!(c.call(0, 0, Op::Write(77)).0, Outcome::Ok(None));

@@ -69,7 +69,8 @@ fn round_trips_under_constant_latency() {
         // in flight to a follower waits for it (one AppendEntries in flight per follower): up to
         // one more round trip.
         assert!(
-            r.iter().all(|&x| x >= read_hops * one && x <= (read_hops + 2) * one),
+            r.iter()
+                .all(|&x| x >= read_hops * one && x <= (read_hops + 2) * one),
             "{read:?} reads {r:?}"
         );
         assert_eq!(med(&r), read_hops * one, "{read:?} reads {r:?}");

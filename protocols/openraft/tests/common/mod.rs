@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use quorumlab_kv::{ClientConfig, Key, KvProcess, KvProtocol, Layout, Op, Outcome, Request};
-use quorumlab_openraft::{OpenraftNode, Openraft, Params};
+use quorumlab_openraft::{Openraft, OpenraftNode, Params};
 use quorumlab_sim::{Latency, LinkModel, Nanos, Network, RunStop, Seeds, Sim, Stream, MS};
 use std::time::Duration;
 
@@ -38,7 +38,11 @@ pub fn cluster(
             timeout: Duration::from_secs(1),
         },
     );
-    let net = Network::uniform(layout.endpoints(), link, Seeds::new(seed).rng(Stream::Network));
+    let net = Network::uniform(
+        layout.endpoints(),
+        link,
+        Seeds::new(seed).rng(Stream::Network),
+    );
     let mut sim = Sim::new(procs, net, Seeds::new(seed));
     sim.start_all();
     Cluster {
