@@ -282,7 +282,8 @@ pub fn sequence_diagram(
     let mut t = a.div_ceil(step) * step;
     let mut last_label = f64::NEG_INFINITY;
     let mut ticks: Vec<u64> = Vec::new();
-    while t <= b {
+    let t_end = tm.knots.last().map(|k| k.0).unwrap_or(b).max(b);
+    while t <= t_end {
         ticks.push(t);
         t += step;
     }
