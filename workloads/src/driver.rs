@@ -69,6 +69,7 @@ pub struct RunOutput {
 }
 
 /// Knobs that do not change what happens in a run.
+#[derive(Default)]
 pub struct RunOptions<'a> {
     /// Called now and then with the fraction of virtual time done.
     pub progress: Option<&'a mut dyn FnMut(f64)>,
@@ -77,14 +78,6 @@ pub struct RunOptions<'a> {
     pub message_window: Option<(Nanos, Nanos)>,
 }
 
-impl Default for RunOptions<'_> {
-    fn default() -> Self {
-        RunOptions {
-            progress: None,
-            message_window: None,
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Action {
