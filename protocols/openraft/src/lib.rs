@@ -337,8 +337,8 @@ impl KvProtocol for Openraft {
             ),
             resend: Duration::from_millis(params.resend_ms),
         };
-        let servers = (0..layout.nodes)
-            .map(|i| OpenraftNode::Server(ServerProc::new(i as u64, cfg.clone())));
+        let servers =
+            (0..layout.nodes).map(|i| OpenraftNode::Server(ServerProc::new(i as u64, cfg.clone())));
         let clients = (0..layout.clients).map(|_| {
             OpenraftNode::Client(ClientProc {
                 client: KvClient::new(adapter.clone(), client.timeout),

@@ -303,8 +303,7 @@ impl RaftStateMachine<TC> for StateMachine {
                     EntryPayload::Blank => Outcome::Ok(None),
                     EntryPayload::Normal(cmd) => s.data.apply(cmd),
                     EntryPayload::Membership(m) => {
-                        s.membership =
-                            StoredMembershipOf::<TC>::new(Some(entry.log_id), m.clone());
+                        s.membership = StoredMembershipOf::<TC>::new(Some(entry.log_id), m.clone());
                         Outcome::Ok(None)
                     }
                 }
