@@ -144,20 +144,15 @@ fn trial<P: KvProtocol>(
             Some(t) => (now + MS).min(t),
             None => now + MS,
         };
-        loop {
-            match sim.run_until(limit) {
-                RunStop::Outbox => {
-                    for (from, msg) in sim.take_outbox() {
-                        if let Some((req, _)) = P::Proc::completion(msg) {
-                            let c = usize::from(from).wrapping_sub(NODES);
-                            if c < CLIENTS && outstanding[c] == Some(req.id) {
-                                outstanding[c] = None;
-                                due[c] = Some(sim.now() + 2 * MS);
-                            }
-                        }
+        while let RunStop::Outbox = sim.run_until(limit) {
+            for (from, msg) in sim.take_outbox() {
+                if let Some((req, _)) = P::Proc::completion(msg) {
+                    let c = usize::from(from).wrapping_sub(NODES);
+                    if c < CLIENTS && outstanding[c] == Some(req.id) {
+                        outstanding[c] = None;
+                        due[c] = Some(sim.now() + 2 * MS);
                     }
                 }
-                RunStop::Limit => break,
             }
         }
     };

@@ -127,8 +127,7 @@ fn probe(v: &Variant, seed: u64) -> Result<Option<usize>, Error> {
     Ok(out
         .leaders
         .iter()
-        .filter(|l| l.group == 0 && l.time_ns <= t)
-        .next_back()
+        .rfind(|l| l.group == 0 && l.time_ns <= t)
         .and_then(|l| l.leader))
 }
 
@@ -188,7 +187,8 @@ pub fn run(opts: &Options) -> Result<Produced, Error> {
         ]
     };
     let seeds: u64 = if opts.quick { 2 } else { 20 };
-    let probes: Vec<Result<((usize, u64), Option<usize>), Error>> = (0..vs.len())
+    type Probe = Result<((usize, u64), Option<usize>), Error>;
+    let probes: Vec<Probe> = (0..vs.len())
         .flat_map(|vi| (1..=seeds).map(move |s| (vi, s)))
         .collect::<Vec<_>>()
         .par_iter()
