@@ -88,3 +88,47 @@ fn library_passes_its_expectations_at_quick_scale() {
         failures.join("\n")
     );
 }
+
+/// Every reproduction runs end to end at quick scale and writes its markdown table, CSV and
+/// plots (the full-scale outputs are committed under docs/reproductions/).
+#[test]
+fn reproductions_run_at_quick_scale() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in [
+        "rtt",
+        "quorum-table",
+        "lease-drift",
+        "failover",
+        "many-ensembles",
+    ] {
+        let out = tmp.path().join(name);
+        let o = Command::new(env!("CARGO_BIN_EXE_quorumlab"))
+            .args(["reproduce", name, "--quick", "--out"])
+            .arg(&out)
+            .output()
+            .expect("run quorumlab");
+        assert!(
+            o.status.success(),
+            "reproduce {name} --quick failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let md = std::fs::read_to_string(out.join(format!("{name}.md"))).expect("markdown");
+        assert!(
+            md.contains("quorumlab reproduce"),
+            "{name}: no command line"
+        );
+        assert!(md.contains("\n|---|"), "{name}: no table");
+        assert!(out.join(format!("{name}.csv")).exists(), "{name}: no CSV");
+        let svgs = std::fs::read_dir(&out)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "svg")
+            })
+            .count();
+        assert!(svgs >= 1, "{name}: no plot");
+    }
+}

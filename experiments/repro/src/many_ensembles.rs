@@ -199,7 +199,7 @@ fn one(ci: usize, c: &Config, f: usize, trial: usize) -> Result<Trial, Error> {
 
 pub fn run(opts: &Options) -> Result<Produced, Error> {
     let cs = configs();
-    let trials = if opts.quick { 2 } else { 10 };
+    let trials = if opts.quick { 1 } else { 10 };
     let fs = [1usize, 2, 3];
     let mut jobs = Vec::new();
     for (ci, _) in cs.iter().enumerate() {
