@@ -3,6 +3,10 @@ use quorumlab_model::*;
 
 fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
+    if a[0] == "lease" {
+        for r in quorumlab_model::lease::all().unwrap() { println!("{r:?}"); }
+        return;
+    }
     let mut c = defaults(&a[0], &a[1]).unwrap();
     let mut svg = None;
     for kv in &a[2..] {
@@ -14,7 +18,7 @@ fn main() {
             "keys" => c.keys = v.parse().unwrap(),
             "script" => c.script = parse_script(v).unwrap(),
             "crashes" => c.crashes = v.parse().unwrap(),
-            "restarts" => c.restarts = v.parse().unwrap(),
+            "down" => c.crash_down = v.parse().unwrap(),
             "lossy" => c.lossy = v.parse().unwrap(),
             "network" => c.network = v.parse().unwrap(),
             "lease" => c.lease_reads = v.parse().unwrap(),
@@ -31,6 +35,7 @@ fn main() {
             "symmetry" => c.symmetry = v.parse().unwrap(),
             "seed" => c.seed = v.parse().unwrap(),
             "svg" => svg = Some(v.to_string()),
+            "prefix" => c.prefix = v.split('|').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect(),
             _ => panic!("unknown {k}"),
         }
     }
@@ -82,3 +87,4 @@ pub fn follow(c: ModelCfg, pats: &[&str]) {
     }}}
     match c.protocol.as_str() { "raft" => go!(RaftProto), _ => go!(EnsembleProto) }
 }
+

@@ -87,10 +87,12 @@ pub struct ModelCfg {
     pub ops: usize,
     /// The ops each client issues, one after another.
     pub script: Vec<Vec<(Key, Op)>>,
-    /// Servers that may be crashed at the same time (clients never crash).
+    /// Server crashes (clients never crash). By default a crash is a reboot: the server loses
+    /// its volatile state and restarts from its durable storage in the same step, and `crashes`
+    /// bounds the number of reboots in a run. With `crash_down`, stateright's own semantics:
+    /// up to `crashes` servers are down at the same time and each restarts at any later step.
     pub crashes: usize,
-    /// Restarts per server (ensemble: bounds the incarnation counter).
-    pub restarts: u64,
+    pub crash_down: bool,
     pub lossy: bool,
     pub network: NetKind,
     /// Lease reads: raft `read_mode = "lease"`, ensemble `trust_lease = true`. Off by default:
@@ -110,6 +112,10 @@ pub struct ModelCfg {
     /// instead of from the cold start. Shortens counterexamples; alternative first elections are
     /// then not explored.
     pub warmup: bool,
+    /// A schedule to follow before the search starts (after the warm-up, if any): action texts
+    /// as printed in traces (each step takes the first enabled action containing the text).
+    /// The search then explores everything that can happen after it.
+    pub prefix: Vec<String>,
     // ---- the search
     pub mode: Mode,
     pub threads: usize,
@@ -133,7 +139,7 @@ impl ModelCfg {
             ops: 1,
             script: Vec::new(),
             crashes: 0,
-            restarts: 1,
+            crash_down: false,
             lossy: false,
             network: NetKind::Unordered,
             lease_reads: false,
@@ -142,6 +148,7 @@ impl ModelCfg {
             max_rounds: 3,
             max_entries: 64,
             warmup: false,
+            prefix: Vec::new(),
             mode: Mode::Bfs,
             threads: 2,
             depth: None,
@@ -169,11 +176,14 @@ impl ModelCfg {
         if self.keys == 0 {
             return Err("--keys must be at least 1".into());
         }
-        if self.crashes > self.peers {
+        if self.crash_down && self.crashes > self.peers {
             return Err(format!(
-                "--crashes ({}) cannot exceed --peers ({})",
+                "--crashes ({}) cannot exceed --peers ({}) with --crash-down",
                 self.crashes, self.peers
             ));
+        }
+        if self.crashes > 255 {
+            return Err("--crashes must be at most 255".into());
         }
         if self.threads == 0 {
             return Err("--threads must be at least 1".into());
@@ -298,11 +308,16 @@ impl fmt::Display for ModelCfg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {}: {} peers, script [{}], crashes {}, {}{} network, max term {}, max rounds {}{}{}",
+            "{} {}: {} peers, script [{}], {} {}, {}{} network, max term {}, max rounds {}{}{}",
             self.protocol,
             self.variant,
             self.peers,
             format_script(&self.script),
+            if self.crash_down {
+                "servers down at once"
+            } else {
+                "crashes"
+            },
             self.crashes,
             if self.lossy { "lossy " } else { "" },
             self.network.name(),
@@ -310,7 +325,11 @@ impl fmt::Display for ModelCfg {
             self.max_rounds,
             if self.lease_reads { ", lease reads" } else { "" },
             if self.warmup { ", warm start" } else { "" },
-        )
+        )?;
+        if !self.prefix.is_empty() {
+            write!(f, ", after a given {}-step schedule", self.prefix.len())?;
+        }
+        Ok(())
     }
 }
 

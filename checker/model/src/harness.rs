@@ -10,7 +10,13 @@
 //! * clients never crash (crash actions are generated for servers only, and the boundary
 //!   rejects any state with a crashed client);
 //! * client timeouts can be switched off (their timer is removed from the state);
-//! * protocol boundaries (highest term/epoch, rounds, restarts) keep the space finite;
+//! * a crash is by default a reboot (crash and restart from durable storage in one step, at
+//!   most `crashes` per run): for the monotone safety properties checked here this loses no
+//!   violation (a crashed server only stops acting; moving its crash to just before its restart
+//!   reaches a state with the same or more leaders and the same history and storage) and it
+//!   shortens every counterexample by one step per crash; `crash_down` keeps stateright's
+//!   semantics;
+//! * protocol boundaries (highest term/epoch, rounds) keep the space finite;
 //! * an optional warm start: the search begins where node 0 leads, reached by the shortest
 //!   server-only schedule (kept, and shown in front of every counterexample);
 //! * properties read `&KvModel`, so they see the configuration without `fn`-pointer tricks.
@@ -81,6 +87,16 @@ pub trait Proto: Sized + Send + Sync + 'static {
     fn warmup_rank(server: usize, _t: &Self::STimer) -> Option<u8> {
         (server == 0).then_some(0)
     }
+    /// Whether a server timer can still matter under this configuration (irrelevant timers are
+    /// removed from the state, e.g. lease expiry when lease reads are off).
+    fn timer_matters(_cfg: &ModelCfg, _t: &Self::STimer) -> bool {
+        true
+    }
+    /// Canonicalises a server state under this configuration (must not change behaviour, e.g.
+    /// a lease flag nobody reads); `None`: unchanged.
+    fn tidy_server(_cfg: &ModelCfg, _st: &Self::SState) -> Option<Self::SState> {
+        None
+    }
     /// Canonicalises a client's adapter state (must not change behaviour); `None`: unchanged.
     fn tidy_client(_layout: &Layout, _st: &Self::CState) -> Option<Self::CState> {
         None
@@ -126,7 +142,7 @@ pub struct KvModel<P: Proto> {
     pub servers: usize,
     /// The cold start (before the warm-up).
     pub cold: St<P>,
-    /// The warm-up schedule (empty without a warm start).
+    /// The start schedule: the warm-up, then the `--prefix` (empty without either).
     pub warmup: Vec<Act<P>>,
     init: St<P>,
 }
@@ -242,7 +258,11 @@ impl<P: Proto> KvModel<P> {
             } else {
                 LossyNetwork::No
             })
-            .max_crashes(cfg.crashes)
+            .max_crashes(if cfg.crash_down {
+                cfg.crashes
+            } else {
+                usize::from(cfg.crashes > 0)
+            })
             .record_msg_out(record_out::<P>);
         let cold = inner
             .init_states()
@@ -267,11 +287,39 @@ impl<P: Proto> KvModel<P> {
             m.warmup = path;
             m.init = state;
         }
+        if !m.cfg.prefix.is_empty() {
+            let pats: Vec<&str> = m.cfg.prefix.iter().map(String::as_str).collect();
+            let (acts, state) = m
+                .follow_from(m.init.clone(), &pats)
+                .map_err(|e| format!("--prefix: {e}"))?;
+            m.warmup.extend(acts);
+            m.init = state;
+        }
         Ok(m)
     }
 
     /// Post-processing after every step of actor code (see the module docs).
     fn tidy(&self, s: &mut St<P>, actor: Option<Id>) {
+        let servers = match actor {
+            None => 0..self.servers,
+            Some(id) if usize::from(id) < self.servers => usize::from(id)..usize::from(id) + 1,
+            Some(_) => 0..0,
+        };
+        for i in servers {
+            if let NodeState::Server(Some(st)) = &*s.actor_states[i] {
+                if let Some(st) = P::tidy_server(&self.cfg, st) {
+                    s.actor_states[i] = Arc::new(NodeState::Server(Some(st)));
+                }
+            }
+            let drop: Vec<NTimer<P>> = s.timers_set[i]
+                .iter()
+                .filter(|t| matches!(t, NodeTimer::Server(t) if !P::timer_matters(&self.cfg, t)))
+                .cloned()
+                .collect();
+            for t in drop {
+                s.timers_set[i].cancel(&t);
+            }
+        }
         let client = match actor {
             None => None,
             Some(id) if usize::from(id) >= self.servers => Some(usize::from(id)),
@@ -408,7 +456,13 @@ impl<P: Proto> KvModel<P> {
     /// [`Model::format_action`] text contains the pattern) from the initial state. For tests and
     /// docs: it shows that a hand-written scenario is a path of the model.
     pub fn follow(&self, patterns: &[&str]) -> Result<Path<St<P>, Act<P>>, String> {
-        let mut s = self.init.clone();
+        let (acts, _) = self.follow_from(self.init.clone(), patterns)?;
+        Path::from_actions(self, self.init.clone(), &acts)
+            .ok_or_else(|| "the schedule does not replay".to_string())
+    }
+
+    fn follow_from(&self, start: St<P>, patterns: &[&str]) -> Result<(Vec<Act<P>>, St<P>), String> {
+        let mut s = start;
         let mut acts_taken = Vec::new();
         for (k, pat) in patterns.iter().enumerate() {
             let mut acts = Vec::new();
@@ -435,8 +489,7 @@ impl<P: Proto> KvModel<P> {
             acts_taken.push(a);
             s = n;
         }
-        Path::from_actions(self, self.init.clone(), &acts_taken)
-            .ok_or_else(|| "the schedule does not replay".to_string())
+        Ok((acts_taken, s))
     }
 
     /// Actor name: servers `n0..`, clients `c0..`.
@@ -482,13 +535,23 @@ impl<P: Proto> Model for KvModel<P> {
     fn actions(&self, s: &St<P>, actions: &mut Vec<Act<P>>) {
         self.inner.actions(s, actions);
         let servers = self.servers;
+        let reboots_left = self.cfg.crash_down || (s.history.reboots as usize) < self.cfg.crashes;
         actions.retain(|a| match a {
-            ActorModelAction::Crash(id) => usize::from(*id) < servers,
+            ActorModelAction::Crash(id) => usize::from(*id) < servers && reboots_left,
             _ => true,
         });
     }
 
     fn next_state(&self, s: &St<P>, a: Act<P>) -> Option<St<P>> {
+        if let (ActorModelAction::Crash(id), false) = (&a, self.cfg.crash_down) {
+            // A reboot: crash and restart from durable storage in one step.
+            let id = *id;
+            let down = self.inner.next_state(s, a)?;
+            let mut n = self.inner.next_state(&down, ActorModelAction::Recover(id))?;
+            n.history.reboots = n.history.reboots.saturating_add(1);
+            self.tidy(&mut n, Some(id));
+            return Some(n);
+        }
         let who = acting(&a);
         let mut n = self.inner.next_state(s, a)?;
         if who.is_some() {

@@ -93,6 +93,8 @@ pub struct Hist {
     pub not_linearizable: bool,
     /// Cached: index (in `ops`) of an ok read that missed an acknowledged mutation.
     pub lost_ack: Option<u16>,
+    /// Server reboots so far (auxiliary, bounds crashes per run).
+    pub reboots: u8,
 }
 
 impl Hist {

@@ -13,6 +13,19 @@ use quorumlab_raft::{
 use stateright::actor::{Envelope, Id, Network};
 use std::sync::Arc;
 
+/// The start schedule of the lease teaching case (after the warm start).
+pub const LEASE_PREFIX: &[&str] = &[
+    "deliver c0 → n0",
+    "deliver n0 → n1: append",
+    "deliver n0 → n2: append",
+    "deliver n2 → n0: append_ack",
+    "timeout n1: LeaderContact",
+    "timeout n1: Election",
+    "timeout n2: LeaderContact",
+    "deliver n1 → n2: vote?",
+    "deliver n2 → n1: vote",
+];
+
 /// The raft protocol marker.
 pub struct RaftProto;
 
@@ -123,16 +136,23 @@ impl Proto for RaftProto {
                 c.warmup = true;
                 c.network = NetKind::Ordered;
             }
-            // Lease reads in the model: timers have no durations, so the lease never protects.
+            // Lease reads in the model: timers have no durations, so no lease ever protects.
+            // The start schedule (given, not searched): from the warm start, c0's write of k1
+            // commits on n0 and n2 (the reply to c0 is still in flight), then n1 wins term 2
+            // while n0 still believes it leads with a valid lease. The search finds the rest:
+            // c1's write commits under n1, c0 learns its write is done and reads k0 from n0.
+            // The same configuration without lease reads is verified exhaustively.
             "unbounded_lease" => {
                 c.script = vec![
+                    vec![(quorumlab_kv::Key(1), Op::Write(9)), (quorumlab_kv::Key(0), Op::Read)],
                     vec![(quorumlab_kv::Key(0), Op::Write(1))],
-                    vec![(quorumlab_kv::Key(0), Op::Read)],
                 ];
                 c.lease_reads = true;
                 c.max_term = 2;
                 c.max_rounds = 2;
                 c.warmup = true;
+                c.network = NetKind::Ordered;
+                c.prefix = LEASE_PREFIX.iter().map(|s| s.to_string()).collect();
             }
             _ => unreachable!(),
         }

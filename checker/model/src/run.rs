@@ -45,6 +45,7 @@ pub struct Report {
     pub threads: usize,
     pub states: usize,
     pub unique_states: usize,
+    /// Steps of the longest schedule explored (after the start schedule).
     pub depth: usize,
     pub seconds: f64,
     pub states_per_second: f64,
@@ -151,7 +152,9 @@ pub fn check<P: Proto>(m: KvModel<P>) -> Result<Report, String> {
         .threads(cfg.threads)
         .finish_when(HasDiscoveries::AnyFailures);
     if let Some(d) = cfg.depth {
-        b = b.target_max_depth(d);
+        // stateright counts the initial state as depth 1 and neither checks nor expands a state
+        // at the target depth: to check every schedule of up to `d` steps, aim at `d + 2`.
+        b = b.target_max_depth(d + 2);
     }
     if let Some(n) = cfg.max_states {
         b = b.target_state_count(n);
@@ -187,9 +190,14 @@ fn finish<P: Proto, C: Checker<KvModel<P>>>(
     let failures = discoveries
         .keys()
         .any(|k| m.property(k).expectation != Expectation::Sometimes);
-    let depth = c.max_depth();
+    let raw_depth = c.max_depth();
     let unique = c.unique_state_count();
-    let depth_cut = cfg.depth.is_some_and(|d| depth >= d);
+    let depth_cut = cfg.depth.is_some_and(|d| raw_depth >= d + 2);
+    // Steps of the longest schedule explored (the initial state is stateright's depth 1).
+    let depth = match cfg.depth {
+        Some(d) => raw_depth.saturating_sub(1).min(d),
+        None => raw_depth.saturating_sub(1),
+    };
     let states_cut = cfg.max_states.is_some_and(|n| unique >= n);
     let time_cut = cfg
         .timeout_secs
@@ -246,7 +254,7 @@ fn finish<P: Proto, C: Checker<KvModel<P>>>(
                 let steps = trace::steps(m, &full, &last);
                 r.status = "counterexample";
                 r.reason = reason(m, p.name, &last);
-                r.trace_text = Some(trace::text(&steps));
+                r.trace_text = Some(trace::text_with(m, &steps));
                 r.svg = Some(trace::svg(m, &full, &last));
                 r.counterexample = Some(steps);
             }

@@ -74,6 +74,12 @@ fn parts<P: Proto>(
             wire_text::<P>(&e.msg),
         ),
         ActorModelAction::Timeout(id, t) => ("timeout", m.actor_name(*id), None, timer_text::<P>(t)),
+        ActorModelAction::Crash(id) if !m.cfg.crash_down => (
+            "reboot",
+            m.actor_name(*id),
+            None,
+            "crashes and restarts from its durable storage".into(),
+        ),
         ActorModelAction::Crash(id) => (
             "crash",
             m.actor_name(*id),
@@ -153,9 +159,11 @@ pub fn steps<P: Proto>(m: &KvModel<P>, full: &[(St<P>, Act<P>, bool)], last: &St
         if let Some(id) = who {
             let i = usize::from(id);
             let (b, n) = (summary(m, s, i), summary(m, next, i));
-            if matches!(a, ActorModelAction::Crash(_)) {
+            if matches!(a, ActorModelAction::Crash(_)) && m.cfg.crash_down {
                 effects.push(format!("{at} is down"));
-            } else if b != n || matches!(a, ActorModelAction::Recover(_)) {
+            } else if b != n
+                || matches!(a, ActorModelAction::Recover(_) | ActorModelAction::Crash(_))
+            {
                 if let Some(n) = n {
                     effects.push(format!("{at}: {n}"));
                 }
@@ -172,7 +180,9 @@ pub fn steps<P: Proto>(m: &KvModel<P>, full: &[(St<P>, Act<P>, bool)], last: &St
         }
         if m.durability_error(s).is_none() {
             if let Some(e) = m.durability_error(next) {
-                effects.push(e);
+                if !effects.contains(&e) {
+                    effects.push(e);
+                }
             }
         }
         out.push(Step {
@@ -188,6 +198,22 @@ pub fn steps<P: Proto>(m: &KvModel<P>, full: &[(St<P>, Act<P>, bool)], last: &St
     out
 }
 
+/// What holds before the first step: the clients' first invocations (made at start).
+pub fn initially<P: Proto>(m: &KvModel<P>) -> Vec<String> {
+    history_effects(m, &Hist::default(), &m.cold.history)
+}
+
+/// The numbered list, after the initial invocations.
+pub fn text_with<P: Proto>(m: &KvModel<P>, steps: &[Step]) -> String {
+    let init = initially(m);
+    let mut s = String::new();
+    if !init.is_empty() {
+        let _ = writeln!(s, "  0. at start: {}", init.join("; "));
+    }
+    s.push_str(&text(steps));
+    s
+}
+
 /// The numbered list.
 pub fn text(steps: &[Step]) -> String {
     let mut s = String::new();
@@ -195,7 +221,7 @@ pub fn text(steps: &[Step]) -> String {
     if warm > 0 {
         let _ = writeln!(
             s,
-            "(steps 1-{warm}: warm-up, a server-only schedule that makes n0 the settled leader)"
+            "(steps 1-{warm}: the start schedule — warm-up and/or --prefix — the search began after it)"
         );
     }
     for st in steps {
@@ -337,11 +363,12 @@ pub fn svg<P: Proto>(m: &KvModel<P>, full: &[(St<P>, Act<P>, bool)], last: &St<P
                 let xi = x(usize::from(*id));
                 let _ = write!(
                     svg,
-                    r##"<text x="{xi:.0}" y="{:.0}" text-anchor="middle" fill="#c00" font-size="18" font-weight="bold">✕</text><text x="{:.0}" y="{:.0}" fill="#c00">crash</text>
+                    r##"<text x="{xi:.0}" y="{:.0}" text-anchor="middle" fill="#c00" font-size="18" font-weight="bold">✕</text><text x="{:.0}" y="{:.0}" fill="#c00">{}</text>
 "##,
                     yk + 6.0,
                     xi + 10.0,
-                    yk + 4.0
+                    yk + 4.0,
+                    if m.cfg.crash_down { "crash" } else { "crash + restart" }
                 );
             }
             ActorModelAction::Recover(id) => {
