@@ -1,6 +1,7 @@
 //! `quorumlab`: run experiments, check histories, compare protocols.
 
 mod compare;
+mod model;
 mod progress;
 mod real;
 mod reproduce;
@@ -39,6 +40,9 @@ enum Cmd {
     /// Reproduce a published claim: CSV, plots and a markdown table beside the claim
     /// (`reproduce list` names them).
     Reproduce(reproduce::ReproduceArgs),
+    /// Model-check the raft or ensemble actors with stateright (exhaustive BFS/DFS, random
+    /// simulation, Explorer); `model zoo` runs the bug zoo (see docs/model-checking.md).
+    Model(model::ModelArgs),
     /// Print a spec to start from.
     Spec {
         #[command(subcommand)]
@@ -101,6 +105,7 @@ fn main() -> ExitCode {
         Cmd::Load(args) => real::load_command(&args),
         Cmd::Real(args) => real::real_command(&args),
         Cmd::Reproduce(args) => reproduce::reproduce_command(&args),
+        Cmd::Model(args) => model::model_command(&args),
         Cmd::Spec {
             which: SpecCmd::Default,
         } => {

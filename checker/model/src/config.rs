@@ -153,7 +153,7 @@ impl ModelCfg {
             threads: 2,
             depth: None,
             max_states: None,
-            timeout_secs: Some(50.0),
+            timeout_secs: Some(120.0),
             symmetry: false,
             seed: 0,
         }

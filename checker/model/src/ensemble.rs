@@ -66,14 +66,14 @@ impl Proto for EnsembleProto {
         c.network = NetKind::Ordered; // Erlang distribution: FIFO per pair of processes
         match v {
             // A write and a read from the warm start (n0 leads epoch 1): every schedule of up
-            // to 12 steps.
+            // to 10 steps.
             "faithful" | "lease_pr49" => {
                 c.clients = 2;
                 c.ops = 1;
                 c.max_term = 1;
                 c.max_rounds = 5;
                 c.warmup = true;
-                c.depth = Some(12);
+                c.depth = Some(10);
             }
             "skip_rewrite" => {
                 c.script = vec![

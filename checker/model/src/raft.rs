@@ -106,7 +106,7 @@ impl Proto for RaftProto {
         let mut c = ModelCfg::base("raft", v);
         match v {
             // A write and a read, one crash, from the warm start (n0 leads term 1): every
-            // schedule of up to 10 steps, re-elections included (terms up to 2).
+            // schedule of up to 8 steps, re-elections included (terms up to 2).
             "faithful" => {
                 c.clients = 2;
                 c.ops = 1;
@@ -114,7 +114,7 @@ impl Proto for RaftProto {
                 c.max_term = 2;
                 c.max_rounds = 2;
                 c.warmup = true;
-                c.depth = Some(10);
+                c.depth = Some(8);
             }
             // Two leaders in one term after a restart that forgot the vote: servers only.
             "volatile_vote" => {
