@@ -261,7 +261,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn vendored_paxos_matches_statergihts_own_count() {
+    fn vendored_paxos_matches_staterights_own_count() {
         // examples/paxos.rs asserts 16,668 unique states for 2 clients (BFS and DFS).
         let c = paxos_model(2).checker().spawn_bfs().join();
         c.assert_properties();

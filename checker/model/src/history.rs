@@ -219,8 +219,11 @@ impl Hist {
             _ => None,
         };
         Some(format!(
-            "read of {} by request {:#x} returned {:?}, missing a mutation acknowledged before the read began",
-            r.key, r.id, v
+            "read of {} (#{}.{}) returned {}, missing a mutation acknowledged before the read began",
+            r.key,
+            r.id >> 32,
+            r.id & 0xffff_ffff,
+            v.map_or("absent".to_string(), |v| v.to_string())
         ))
     }
 }

@@ -29,6 +29,9 @@ pub struct Step {
     /// What changed: roles and terms, client invocations and returns.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub effects: Vec<String>,
+    /// Properties this step breaks, explained.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<String>,
 }
 
 fn wire_text<P: Proto>(m: &Wire<P::Msg>) -> String {
@@ -126,20 +129,12 @@ fn history_effects<P: Proto>(m: &KvModel<P>, before: &Hist, after: &Hist) -> Vec
         }
         if let Some((_, r)) = o.ret {
             if old.is_none_or(|x| x.ret.is_none()) {
-                out.push(format!(
-                    "{who} ← {}: {}",
-                    fmt_op(o.key.0, &o.op),
-                    fmt_outcome(&r)
-                ));
+                let r = match (o.op, r) {
+                    (quorumlab_kv::Op::Read, Outcome::Ok(None)) => "ok, absent".to_string(),
+                    _ => fmt_outcome(&r),
+                };
+                out.push(format!("{who} ← {}: {r}", fmt_op(o.key.0, &o.op)));
             }
-        }
-    }
-    if before.linearizable() && !after.linearizable() {
-        out.push("history is no longer linearizable".into());
-    }
-    if before.lost_ack.is_none() {
-        if let Some(t) = after.lost_ack_text() {
-            out.push(t);
         }
     }
     out
@@ -170,19 +165,21 @@ pub fn steps<P: Proto>(m: &KvModel<P>, full: &[(St<P>, Act<P>, bool)], last: &St
             }
         }
         effects.extend(history_effects(m, &s.history, &next.history));
+        let mut violations = Vec::new();
         if m.leader_conflict(s).is_none() {
             if let Some((l, x, y)) = m.leader_conflict(next) {
-                effects.push(format!(
-                    "two leaders in term/epoch {}: n{x} and n{y}",
+                violations.push(format!(
+                    "election safety: n{x} and n{y} both lead term/epoch {}",
                     l.term
                 ));
             }
         }
+        if s.history.linearizable() && !next.history.linearizable() {
+            violations.push("linearizable: the client history has no linearization".into());
+        }
         if m.durability_error(s).is_none() {
             if let Some(e) = m.durability_error(next) {
-                if !effects.contains(&e) {
-                    effects.push(e);
-                }
+                violations.push(format!("durability: {e}"));
             }
         }
         out.push(Step {
@@ -193,6 +190,7 @@ pub fn steps<P: Proto>(m: &KvModel<P>, full: &[(St<P>, Act<P>, bool)], last: &St
             from,
             what,
             effects,
+            violations,
         });
     }
     out
@@ -233,6 +231,9 @@ pub fn text(steps: &[Step]) -> String {
         for e in &st.effects {
             let _ = writeln!(s, "       {e}");
         }
+        for e in &st.violations {
+            let _ = writeln!(s, "       VIOLATION {e}");
+        }
     }
     s
 }
@@ -254,8 +255,21 @@ pub fn svg<P: Proto>(m: &KvModel<P>, full: &[(St<P>, Act<P>, bool)], last: &St<P
     let (col, row, top, left) = (150.0, 30.0, 70.0, 60.0);
     let x = |i: usize| left + 60.0 + i as f64 * col;
     let y = |k: usize| top + (k as f64 + 1.0) * row;
-    let width = x(n) + 520.0;
-    let height = y(steps.len()) + 40.0;
+    let longest = steps
+        .iter()
+        .map(|st| {
+            st.effects.join(" | ").chars().count().max(
+                st.violations
+                    .iter()
+                    .map(|v| v.chars().count() + 10)
+                    .max()
+                    .unwrap_or(0),
+            )
+        })
+        .max()
+        .unwrap_or(0);
+    let width = x(n) + 40.0 + (longest as f64 * 6.7).max(200.0);
+    let height = y(steps.len()) + 60.0;
     let mut svg = String::new();
     let _ = write!(
         svg,
@@ -352,7 +366,7 @@ pub fn svg<P: Proto>(m: &KvModel<P>, full: &[(St<P>, Act<P>, bool)], last: &St<P
                 let xi = x(usize::from(*id));
                 let _ = write!(
                     svg,
-                    r##"<circle cx="{xi:.0}" cy="{yk:.0}" r="5" fill="white" stroke="#d98c00"/><text x="{:.0}" y="{:.0}" fill="#d98c00">⏲ {}</text>
+                    r##"<circle cx="{xi:.0}" cy="{yk:.0}" r="5" fill="white" stroke="#d98c00"/><text x="{:.0}" y="{:.0}" fill="#d98c00">timeout {}</text>
 "##,
                     xi + 8.0,
                     yk + 4.0,
@@ -407,6 +421,16 @@ pub fn svg<P: Proto>(m: &KvModel<P>, full: &[(St<P>, Act<P>, bool)], last: &St<P
                 x(n) - 40.0,
                 yk + 4.0,
                 esc(&st.effects.join(" | "))
+            );
+        }
+        for (j, v) in st.violations.iter().enumerate() {
+            let _ = write!(
+                svg,
+                r##"<text x="{:.0}" y="{:.0}" fill="#c00" font-weight="bold">VIOLATION {}</text>
+"##,
+                x(n) - 40.0,
+                yk + 18.0 + 14.0 * j as f64,
+                esc(v)
             );
         }
     }
