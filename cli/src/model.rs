@@ -149,7 +149,9 @@ fn config(a: &ModelArgs) -> Result<ModelCfg, CliError> {
         c.lossy = true;
     }
     if let Some(n) = &a.network {
-        c.network = n.parse::<NetKind>().map_err(|e| bad(format!("--network: {e}")))?;
+        c.network = n
+            .parse::<NetKind>()
+            .map_err(|e| bad(format!("--network: {e}")))?;
     }
     if a.lease {
         c.lease_reads = true;

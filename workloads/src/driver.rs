@@ -78,7 +78,6 @@ pub struct RunOptions<'a> {
     pub message_window: Option<(Nanos, Nanos)>,
 }
 
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Action {
     Invoke(usize),

@@ -4,7 +4,9 @@ use quorumlab_model::*;
 fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
     if a[0] == "lease" {
-        for r in quorumlab_model::lease::all().unwrap() { println!("{r:?}"); }
+        for r in quorumlab_model::lease::all().unwrap() {
+            println!("{r:?}");
+        }
         return;
     }
     let mut c = defaults(&a[0], &a[1]).unwrap();
@@ -13,8 +15,14 @@ fn main() {
         let (k, v) = kv.split_once('=').unwrap();
         match k {
             "peers" => c.peers = v.parse().unwrap(),
-            "clients" => { c.clients = v.parse().unwrap(); c.script.clear() }
-            "ops" => { c.ops = v.parse().unwrap(); c.script.clear() }
+            "clients" => {
+                c.clients = v.parse().unwrap();
+                c.script.clear()
+            }
+            "ops" => {
+                c.ops = v.parse().unwrap();
+                c.script.clear()
+            }
             "keys" => c.keys = v.parse().unwrap(),
             "script" => c.script = parse_script(v).unwrap(),
             "crashes" => c.crashes = v.parse().unwrap(),
@@ -29,13 +37,31 @@ fn main() {
             "warmup" => c.warmup = v.parse().unwrap(),
             "mode" => c.mode = v.parse().unwrap(),
             "threads" => c.threads = v.parse().unwrap(),
-            "depth" => c.depth = if v == "none" { None } else { Some(v.parse().unwrap()) },
-            "states" => c.max_states = if v == "none" { None } else { Some(v.parse().unwrap()) },
+            "depth" => {
+                c.depth = if v == "none" {
+                    None
+                } else {
+                    Some(v.parse().unwrap())
+                }
+            }
+            "states" => {
+                c.max_states = if v == "none" {
+                    None
+                } else {
+                    Some(v.parse().unwrap())
+                }
+            }
             "timeout" => c.timeout_secs = Some(v.parse().unwrap()),
             "symmetry" => c.symmetry = v.parse().unwrap(),
             "seed" => c.seed = v.parse().unwrap(),
             "svg" => svg = Some(v.to_string()),
-            "prefix" => c.prefix = v.split('|').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect(),
+            "prefix" => {
+                c.prefix = v
+                    .split('|')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            }
             _ => panic!("unknown {k}"),
         }
     }
@@ -60,31 +86,50 @@ fn main() {
 
 fn show(c: ModelCfg) {
     use stateright::Model;
-    macro_rules! go { ($p:ty) => {{
-        let m = KvModel::<$p>::new(c).unwrap();
-        let init = m.init_states().pop().unwrap();
-        let path = stateright::Path::from_actions(&m, init.clone(), &[]).unwrap();
-        let (full, last) = m.full_steps(path);
-        println!("{}", quorumlab_model::trace::text(&quorumlab_model::trace::steps(&m, &full, &last)));
-        let mut acts = Vec::new();
-        m.actions(&init, &mut acts);
-        for a in acts { println!("  enabled: {}", m.format_action(&a)); }
-    }}}
-    match c.protocol.as_str() { "raft" => go!(RaftProto), _ => go!(EnsembleProto) }
+    macro_rules! go {
+        ($p:ty) => {{
+            let m = KvModel::<$p>::new(c).unwrap();
+            let init = m.init_states().pop().unwrap();
+            let path = stateright::Path::from_actions(&m, init.clone(), &[]).unwrap();
+            let (full, last) = m.full_steps(path);
+            println!(
+                "{}",
+                quorumlab_model::trace::text(&quorumlab_model::trace::steps(&m, &full, &last))
+            );
+            let mut acts = Vec::new();
+            m.actions(&init, &mut acts);
+            for a in acts {
+                println!("  enabled: {}", m.format_action(&a));
+            }
+        }};
+    }
+    match c.protocol.as_str() {
+        "raft" => go!(RaftProto),
+        _ => go!(EnsembleProto),
+    }
 }
 
 #[allow(dead_code)]
 pub fn follow(c: ModelCfg, pats: &[&str]) {
-    macro_rules! go { ($p:ty) => {{
-        let m = KvModel::<$p>::new(c).unwrap();
-        match m.follow(pats) {
-            Ok(path) => {
-                let (full, last) = m.full_steps(path);
-                println!("{}", quorumlab_model::trace::text(&quorumlab_model::trace::steps(&m, &full, &last)));
+    macro_rules! go {
+        ($p:ty) => {{
+            let m = KvModel::<$p>::new(c).unwrap();
+            match m.follow(pats) {
+                Ok(path) => {
+                    let (full, last) = m.full_steps(path);
+                    println!(
+                        "{}",
+                        quorumlab_model::trace::text(&quorumlab_model::trace::steps(
+                            &m, &full, &last
+                        ))
+                    );
+                }
+                Err(e) => println!("{e}"),
             }
-            Err(e) => println!("{e}"),
-        }
-    }}}
-    match c.protocol.as_str() { "raft" => go!(RaftProto), _ => go!(EnsembleProto) }
+        }};
+    }
+    match c.protocol.as_str() {
+        "raft" => go!(RaftProto),
+        _ => go!(EnsembleProto),
+    }
 }
-

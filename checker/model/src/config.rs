@@ -68,7 +68,9 @@ impl FromStr for Mode {
             "bfs" => Ok(Mode::Bfs),
             "dfs" => Ok(Mode::Dfs),
             "simulate" | "sim" | "simulation" => Ok(Mode::Simulate),
-            _ => Err(format!("unknown mode {s:?} (expected bfs, dfs or simulate)")),
+            _ => Err(format!(
+                "unknown mode {s:?} (expected bfs, dfs or simulate)"
+            )),
         }
     }
 }
@@ -171,7 +173,10 @@ impl ModelCfg {
     /// Rejects impossible settings with one clear message.
     pub fn validate(&self) -> Result<(), String> {
         if self.peers == 0 || self.peers > 7 {
-            return Err(format!("--peers must be between 1 and 7, got {}", self.peers));
+            return Err(format!(
+                "--peers must be between 1 and 7, got {}",
+                self.peers
+            ));
         }
         if self.keys == 0 {
             return Err("--keys must be at least 1".into());
@@ -265,7 +270,11 @@ pub fn parse_script(s: &str) -> Result<Vec<Vec<(Key, Op)>>, String> {
                         new: num(n)?,
                     }
                 }
-                _ => return Err(format!("script op {item:?}: expected w<v>, r, c<e>:<n>, n<v> or d")),
+                _ => {
+                    return Err(format!(
+                        "script op {item:?}: expected w<v>, r, c<e>:<n>, n<v> or d"
+                    ))
+                }
             };
             ops.push((Key(key), op));
         }
@@ -323,7 +332,11 @@ impl fmt::Display for ModelCfg {
             self.network.name(),
             self.max_term,
             self.max_rounds,
-            if self.lease_reads { ", lease reads" } else { "" },
+            if self.lease_reads {
+                ", lease reads"
+            } else {
+                ""
+            },
             if self.warmup { ", warm start" } else { "" },
         )?;
         if !self.prefix.is_empty() {
@@ -349,6 +362,9 @@ mod tests {
     #[test]
     fn default_workload_is_a_write_and_a_read() {
         let s = generated_script(2, 1, 1);
-        assert_eq!(s, vec![vec![(Key(0), Op::Write(11))], vec![(Key(0), Op::Read)]]);
+        assert_eq!(
+            s,
+            vec![vec![(Key(0), Op::Write(11))], vec![(Key(0), Op::Read)]]
+        );
     }
 }

@@ -179,10 +179,8 @@ impl Proto for EnsembleProto {
             Msg::Commit { fact, .. } => format!(
                 "commit fact {}{}",
                 vsn(fact.epoch, fact.seq),
-                fact.leader.map_or(String::new(), |l| format!(
-                    " leader n{}",
-                    usize::from(l)
-                ))
+                fact.leader
+                    .map_or(String::new(), |l| format!(" leader n{}", usize::from(l)))
             ),
             Msg::Get { key, epoch, .. } => format!("get {key} e{epoch}"),
             Msg::Put {

@@ -102,6 +102,7 @@ pub trait Proto: Sized + Send + Sync + 'static {
         None
     }
     /// Symmetry reduction, where this protocol and configuration make it sound.
+    #[allow(clippy::type_complexity)] // a plain fn pointer, as stateright's symmetry takes
     fn symmetry(_cfg: &ModelCfg) -> Result<fn(&St<Self>) -> St<Self>, String> {
         Err(format!(
             "symmetry reduction is not sound for {} (see docs/model-checking.md)",
@@ -239,7 +240,9 @@ impl<P: Proto> KvModel<P> {
         let layout = Layout::new(cfg.peers, cfg.clients, cfg.peers, 1, cfg.keys)?;
         let (server, adapter) = P::build(&cfg, &layout)?;
         let servers = cfg.peers;
-        let mut actors: Vec<Node<P>> = (0..servers).map(|_| KvNode::Server(server.clone())).collect();
+        let mut actors: Vec<Node<P>> = (0..servers)
+            .map(|_| KvNode::Server(server.clone()))
+            .collect();
         for ops in &cfg.script {
             let mut c = KvClient::new(adapter.clone(), Duration::from_secs(1));
             c.script = ops.clone();
@@ -384,9 +387,9 @@ impl<P: Proto> KvModel<P> {
         let servers: Option<Vec<&P::SState>> =
             (0..self.servers).map(|i| self.server_state(s, i)).collect();
         let Some(states) = servers else { return false };
-        let quiet = envelopes(&s.network).iter().all(|e| {
-            usize::from(e.src) >= self.servers || usize::from(e.dst) >= self.servers
-        });
+        let quiet = envelopes(&s.network)
+            .iter()
+            .all(|e| usize::from(e.src) >= self.servers || usize::from(e.dst) >= self.servers);
         quiet && P::settled(&states)
     }
 
@@ -433,6 +436,7 @@ impl<P: Proto> KvModel<P> {
     }
 
     /// The warm-up followed by `path`, as (state before, action) steps, plus the last state.
+    #[allow(clippy::type_complexity)] // (state, action, crash?) per step, then the last state
     pub fn full_steps(&self, path: Path<St<P>, Act<P>>) -> (Vec<(St<P>, Act<P>, bool)>, St<P>) {
         let mut steps = Vec::new();
         let mut s = self.cold.clone();
@@ -547,7 +551,9 @@ impl<P: Proto> Model for KvModel<P> {
             // A reboot: crash and restart from durable storage in one step.
             let id = *id;
             let down = self.inner.next_state(s, a)?;
-            let mut n = self.inner.next_state(&down, ActorModelAction::Recover(id))?;
+            let mut n = self
+                .inner
+                .next_state(&down, ActorModelAction::Recover(id))?;
             n.history.reboots = n.history.reboots.saturating_add(1);
             self.tidy(&mut n, Some(id));
             return Some(n);

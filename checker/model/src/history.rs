@@ -197,7 +197,7 @@ impl Hist {
             let explained = mutations().any(|x| {
                 !x.failed()
                     && written_value(&x.op) == Some(v)
-                    && !x.ok_at().is_some_and(|t| t < m.inv)
+                    && x.ok_at().is_none_or(|t| t >= m.inv)
             });
             if !explained {
                 return false;
@@ -245,9 +245,14 @@ mod tests {
         let (a, b) = (Id::from(3), Id::from(4));
         let h = Hist::default();
         let h = h.invoke(a, &req(1, 0, Op::Write(1))).unwrap();
-        let h = h.complete(&req(1, 0, Op::Write(1)), Outcome::Ok(None)).unwrap();
+        let h = h
+            .complete(&req(1, 0, Op::Write(1)), Outcome::Ok(None))
+            .unwrap();
         let h = h.invoke(b, &req(2, 0, Op::Read)).unwrap();
-        assert!(h.invoke(b, &req(2, 0, Op::Read)).is_none(), "retries ignored");
+        assert!(
+            h.invoke(b, &req(2, 0, Op::Read)).is_none(),
+            "retries ignored"
+        );
         let h = h.complete(&req(2, 0, Op::Read), Outcome::Ok(None)).unwrap();
         assert!(!h.linearizable());
         assert!(h.lost_ack.is_some());
@@ -261,7 +266,11 @@ mod tests {
         let h = h.complete(&w, Outcome::Info).unwrap();
         for v in [None, Some(1)] {
             let r = req(2, 0, Op::Read);
-            let h2 = h.invoke(b, &r).unwrap().complete(&r, Outcome::Ok(v)).unwrap();
+            let h2 = h
+                .invoke(b, &r)
+                .unwrap()
+                .complete(&r, Outcome::Ok(v))
+                .unwrap();
             assert!(h2.linearizable(), "{v:?}");
             assert!(h2.lost_ack.is_none());
         }
@@ -285,12 +294,19 @@ mod tests {
         let a = Id::from(3);
         let ops = [
             (req(1, 0, Op::Create(5)), Outcome::Ok(None)),
-            (req(2, 0, Op::Create(6)), Outcome::Fail(FailKind::Precondition)),
             (
-                req(3, 0, Op::Cas {
-                    expected: 5,
-                    new: 7,
-                }),
+                req(2, 0, Op::Create(6)),
+                Outcome::Fail(FailKind::Precondition),
+            ),
+            (
+                req(
+                    3,
+                    0,
+                    Op::Cas {
+                        expected: 5,
+                        new: 7,
+                    },
+                ),
                 Outcome::Ok(None),
             ),
             (req(4, 0, Op::Read), Outcome::Ok(Some(7))),

@@ -13,9 +13,7 @@
 //! still trusted and the read is stale; the seeded `unbounded_lease` bug is stale even with
 //! perfect clocks.
 
-use quorumlab_kv::{
-    ClientConfig, Key, KvProcess, KvProtocol, Layout, Op, Outcome, Request,
-};
+use quorumlab_kv::{ClientConfig, Key, KvProcess, KvProtocol, Layout, Op, Outcome, Request};
 use quorumlab_sim::{Latency, LinkModel, Network, Seeds, Sim, Stream, MS};
 use serde::Serialize;
 use std::time::Duration;
@@ -28,7 +26,12 @@ pub struct Cluster<K: KvProtocol> {
 }
 
 impl<K: KvProtocol> Cluster<K> {
-    pub fn new(params: &K::Params, nodes: usize, clients: usize, seed: u64) -> Result<Self, String> {
+    pub fn new(
+        params: &K::Params,
+        nodes: usize,
+        clients: usize,
+        seed: u64,
+    ) -> Result<Self, String> {
         let layout = Layout::new(nodes, clients, nodes, 1, 16)?;
         K::check(params, &layout)?;
         let procs = K::build(
@@ -42,7 +45,11 @@ impl<K: KvProtocol> Cluster<K> {
             latency: Latency::Constant { ms: 2.0 },
             ..LinkModel::default()
         };
-        let net = Network::uniform(layout.endpoints(), link, Seeds::new(seed).rng(Stream::Network));
+        let net = Network::uniform(
+            layout.endpoints(),
+            link,
+            Seeds::new(seed).rng(Stream::Network),
+        );
         let mut sim = Sim::new(procs, net, Seeds::new(seed));
         sim.start_all();
         Ok(Cluster {

@@ -7,8 +7,8 @@ use crate::harness::{KvModel, Proto, St};
 use crate::history::written_value;
 use quorumlab_kv::{Layout, NodeState, Op, Outcome, Request};
 use quorumlab_raft::{
-    Adapter, AdapterState, Cmd, Durable, Entry, Msg, Params, Raft, ReadMode, Replica, Resp, Role,
-    RetryTimer, Server, State, Timer, Variant,
+    Adapter, AdapterState, Cmd, Durable, Entry, Msg, Params, Raft, ReadMode, Replica, Resp,
+    RetryTimer, Role, Server, State, Timer, Variant,
 };
 use stateright::actor::{Envelope, Id, Network};
 use std::sync::Arc;
@@ -57,7 +57,12 @@ fn replicas(st: &State) -> impl Iterator<Item = &Replica> {
 
 /// Formats a request id (`actor << 32 | n`) and an op.
 pub fn fmt_req(r: &Request) -> String {
-    format!("#{}.{} {}", r.id >> 32, r.id & 0xffff_ffff, fmt_op(r.key.0, &r.op))
+    format!(
+        "#{}.{} {}",
+        r.id >> 32,
+        r.id & 0xffff_ffff,
+        fmt_op(r.key.0, &r.op)
+    )
 }
 
 pub fn fmt_op(k: u32, op: &Op) -> String {
@@ -144,7 +149,10 @@ impl Proto for RaftProto {
             // The same configuration without lease reads is verified exhaustively.
             "unbounded_lease" => {
                 c.script = vec![
-                    vec![(quorumlab_kv::Key(1), Op::Write(9)), (quorumlab_kv::Key(0), Op::Read)],
+                    vec![
+                        (quorumlab_kv::Key(1), Op::Write(9)),
+                        (quorumlab_kv::Key(0), Op::Read),
+                    ],
                     vec![(quorumlab_kv::Key(0), Op::Write(1))],
                 ];
                 c.lease_reads = true;
@@ -172,7 +180,10 @@ impl Proto for RaftProto {
             ..Params::default()
         };
         params.validate()?;
-        Ok((Raft::server(layout, &params), Raft::adapter(layout, &params)))
+        Ok((
+            Raft::server(layout, &params),
+            Raft::adapter(layout, &params),
+        ))
     }
 
     fn client_request(msg: &Msg) -> Option<&Request> {
@@ -356,7 +367,10 @@ impl Proto for RaftProto {
                 ..
             } => format!("vote? t{term} last {last_index}/t{last_term}"),
             Msg::VoteAck { term, granted, .. } => {
-                format!("vote t{term} {}", if *granted { "granted" } else { "denied" })
+                format!(
+                    "vote t{term} {}",
+                    if *granted { "granted" } else { "denied" }
+                )
             }
             Msg::ClientReq(r) => format!("request {}", fmt_req(r)),
             Msg::ClientResp { id, resp } => {
@@ -372,7 +386,11 @@ impl Proto for RaftProto {
     }
 
     fn settled(states: &[&State]) -> bool {
-        let lead = match states.first().and_then(|s| s.groups.first()).and_then(Option::as_ref) {
+        let lead = match states
+            .first()
+            .and_then(|s| s.groups.first())
+            .and_then(Option::as_ref)
+        {
             Some(r) => r,
             None => return false,
         };

@@ -199,9 +199,7 @@ fn finish<P: Proto, C: Checker<KvModel<P>>>(
         None => raw_depth.saturating_sub(1),
     };
     let states_cut = cfg.max_states.is_some_and(|n| unique >= n);
-    let time_cut = cfg
-        .timeout_secs
-        .is_some_and(|t| seconds >= t * 0.98);
+    let time_cut = cfg.timeout_secs.is_some_and(|t| seconds >= t * 0.98);
     let stopped_by = if failures {
         "counterexample found"
     } else if cfg.mode == Mode::Simulate {

@@ -2,6 +2,9 @@
 //! restarts, each with what it changed (roles, terms, client invocations and returns), and a
 //! message sequence diagram as a self-contained SVG.
 
+// SVG elements are written from raw-string templates, one element per line.
+#![allow(clippy::write_with_newline)]
+
 use crate::harness::{acting, envelopes, Act, KvModel, Proto, St};
 use crate::history::Hist;
 use crate::raft::{fmt_op, fmt_outcome};
@@ -59,10 +62,7 @@ pub fn action_text<P: Proto>(m: &KvModel<P>, a: &Act<P>) -> String {
     }
 }
 
-fn parts<P: Proto>(
-    m: &KvModel<P>,
-    a: &Act<P>,
-) -> (&'static str, String, Option<String>, String) {
+fn parts<P: Proto>(m: &KvModel<P>, a: &Act<P>) -> (&'static str, String, Option<String>, String) {
     match a {
         ActorModelAction::Deliver { src, dst, msg } => (
             "deliver",
@@ -76,7 +76,9 @@ fn parts<P: Proto>(
             Some(m.actor_name(e.src)),
             wire_text::<P>(&e.msg),
         ),
-        ActorModelAction::Timeout(id, t) => ("timeout", m.actor_name(*id), None, timer_text::<P>(t)),
+        ActorModelAction::Timeout(id, t) => {
+            ("timeout", m.actor_name(*id), None, timer_text::<P>(t))
+        }
         ActorModelAction::Crash(id) if !m.cfg.crash_down => (
             "reboot",
             m.actor_name(*id),
@@ -95,12 +97,9 @@ fn parts<P: Proto>(
             None,
             "restarts from its durable storage".into(),
         ),
-        ActorModelAction::SelectRandom { actor, random, .. } => (
-            "random",
-            m.actor_name(*actor),
-            None,
-            format!("{random:?}"),
-        ),
+        ActorModelAction::SelectRandom { actor, random, .. } => {
+            ("random", m.actor_name(*actor), None, format!("{random:?}"))
+        }
     }
 }
 
@@ -314,11 +313,7 @@ pub fn svg<P: Proto>(m: &KvModel<P>, full: &[(St<P>, Act<P>, bool)], last: &St<P
     for (k, ((s, a, warm), st)) in full.iter().zip(&steps).enumerate() {
         let next = full.get(k + 1).map_or(last, |x| &x.0);
         let yk = y(k);
-        let (ink, marker) = if *warm {
-            ("#aaa", "g")
-        } else {
-            ("#333", "a")
-        };
+        let (ink, marker) = if *warm { ("#aaa", "g") } else { ("#333", "a") };
         let _ = write!(
             svg,
             r##"<text x="10" y="{:.0}" fill="{ink}">{}</text>
@@ -328,7 +323,8 @@ pub fn svg<P: Proto>(m: &KvModel<P>, full: &[(St<P>, Act<P>, bool)], last: &St<P
         );
         let mut consumed: Option<Key> = None;
         match a {
-            ActorModelAction::Deliver { src, dst, msg } | ActorModelAction::Drop(stateright::actor::Envelope { src, dst, msg }) => {
+            ActorModelAction::Deliver { src, dst, msg }
+            | ActorModelAction::Drop(stateright::actor::Envelope { src, dst, msg }) => {
                 let key = (*src, *dst, format!("{msg:?}"));
                 let from_row = sent.get_mut(&key).and_then(|q| q.pop_front());
                 consumed = Some(key);
@@ -341,8 +337,16 @@ pub fn svg<P: Proto>(m: &KvModel<P>, full: &[(St<P>, Act<P>, bool)], last: &St<P
                     svg,
                     r##"<line x1="{x0:.0}" y1="{y0:.0}" x2="{x1e:.0}" y2="{y1e:.0}" stroke="{ink}" {} {}/>
 "##,
-                    if drop { r#"stroke-dasharray="4 3""# } else { "" },
-                    if drop { String::new() } else { format!(r#"marker-end="url(#{marker})""#) }
+                    if drop {
+                        r#"stroke-dasharray="4 3""#
+                    } else {
+                        ""
+                    },
+                    if drop {
+                        String::new()
+                    } else {
+                        format!(r#"marker-end="url(#{marker})""#)
+                    }
                 );
                 if drop {
                     let _ = write!(
@@ -382,7 +386,11 @@ pub fn svg<P: Proto>(m: &KvModel<P>, full: &[(St<P>, Act<P>, bool)], last: &St<P
                     yk + 6.0,
                     xi + 10.0,
                     yk + 4.0,
-                    if m.cfg.crash_down { "crash" } else { "crash + restart" }
+                    if m.cfg.crash_down {
+                        "crash"
+                    } else {
+                        "crash + restart"
+                    }
                 );
             }
             ActorModelAction::Recover(id) => {
