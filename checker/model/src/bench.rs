@@ -242,10 +242,14 @@ pub fn measure_paxos(clients: usize, threads: usize, budget: Duration) -> Measur
 
 /// One run of our harness, as a [`Measure`].
 pub fn measure_ours(cfg: crate::ModelCfg) -> Result<Measure, String> {
-    let name = cfg.to_string();
+    let depth = cfg.depth;
     let r = crate::check(cfg)?;
     Ok(Measure {
-        model: format!("quorumlab {name}"),
+        model: format!(
+            "quorumlab {}{}",
+            r.config,
+            depth.map_or(String::new(), |d| format!(", depth ≤ {d}"))
+        ),
         threads: r.threads,
         states: r.states,
         unique_states: r.unique_states,

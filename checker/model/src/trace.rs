@@ -267,7 +267,7 @@ pub fn svg<P: Proto>(m: &KvModel<P>, full: &[(St<P>, Act<P>, bool)], last: &St<P
         })
         .max()
         .unwrap_or(0);
-    let width = x(n) + 40.0 + (longest as f64 * 6.7).max(200.0);
+    let width = x(n) + 30.0 + (longest as f64 * 6.7).max(200.0);
     let height = y(steps.len()) + 60.0;
     let mut svg = String::new();
     let _ = write!(
@@ -426,7 +426,7 @@ pub fn svg<P: Proto>(m: &KvModel<P>, full: &[(St<P>, Act<P>, bool)], last: &St<P
                 svg,
                 r##"<text x="{:.0}" y="{:.0}" fill="{color}">{}</text>
 "##,
-                x(n) - 40.0,
+                x(n) + 10.0,
                 yk + 4.0,
                 esc(&st.effects.join(" | "))
             );
@@ -436,7 +436,7 @@ pub fn svg<P: Proto>(m: &KvModel<P>, full: &[(St<P>, Act<P>, bool)], last: &St<P
                 svg,
                 r##"<text x="{:.0}" y="{:.0}" fill="#c00" font-weight="bold">VIOLATION {}</text>
 "##,
-                x(n) - 40.0,
+                x(n) + 10.0,
                 yk + 18.0 + 14.0 * j as f64,
                 esc(v)
             );
