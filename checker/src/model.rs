@@ -1,5 +1,6 @@
 //! The sequential specification of one key: a register holding a value or nothing, with
-//! read / write / cas / create / delete / append. Values are interned per key into small
+//! read / write / cas / create / delete / append, or a set of integers with add (absent = the
+//! empty set; a set reads as its sorted array). Values are interned per key into small
 //! integers; state `ABSENT` (0) is "no value".
 
 use crate::prepare::{Fun, Outcome, RawOp};
@@ -15,6 +16,9 @@ enum Val {
     I(i64),
     U(u64),
     S(Box<str>),
+    /// A set: a JSON array of non-negative integers in strictly ascending order (the only form
+    /// a set is read in; any other array is a `J`, so equality of JSON values is kept).
+    Set(Box<[u64]>),
     /// Any other JSON value, by its canonical text.
     J(Box<str>),
 }
@@ -29,6 +33,8 @@ pub(crate) enum Kind {
     Create(u32),
     Delete,
     Append(u32),
+    /// add of an element (interned integer) to a set.
+    Add(u32),
     /// cas whose precondition (value == expected) was false at some instant.
     CasFailed(u32),
     /// create whose precondition (absent) was false at some instant.
@@ -41,6 +47,7 @@ pub(crate) struct Model {
     /// The id of `""`, if interned: a read of `""` also matches an absent key.
     empty: Option<u32>,
     appends: FxMap<(u32, u32), u32>,
+    adds: FxMap<(u32, u32), u32>,
 }
 
 impl Model {
@@ -50,6 +57,7 @@ impl Model {
             index: FxMap::default(),
             empty: None,
             appends: FxMap::default(),
+            adds: FxMap::default(),
         };
         m.intern_val(Val::Absent);
         m
@@ -81,6 +89,10 @@ impl Model {
                 }
             }
             Json::String(s) => Val::S(s.as_str().into()),
+            Json::Array(a) => match canonical_set(a) {
+                Some(set) => Val::Set(set),
+                None => Val::J(j.to_string().into()),
+            },
             other => Val::J(other.to_string().into()),
         };
         self.intern_val(v)
@@ -93,6 +105,7 @@ impl Model {
             Val::I(i) => Json::from(*i),
             Val::U(u) => Json::from(*u),
             Val::S(s) => Json::String(s.to_string()),
+            Val::Set(xs) => Json::from(xs.to_vec()),
             Val::J(t) => serde_json::from_str(t).unwrap_or_else(|_| Json::String(t.to_string())),
         }
     }
@@ -104,7 +117,26 @@ impl Model {
             Val::I(i) => i.to_string(),
             Val::U(u) => u.to_string(),
             Val::S(s) => s.to_string(),
+            Val::Set(_) => self.to_json(id).to_string(),
             Val::J(t) => t.to_string(),
+        }
+    }
+
+    /// The element an interned value stands for, if it can be a set element.
+    fn element(&self, id: u32) -> Option<u64> {
+        match self.vals[id as usize] {
+            Val::U(u) => Some(u),
+            Val::I(i) => u64::try_from(i).ok(),
+            _ => None,
+        }
+    }
+
+    /// The elements of a state that is a set (absent = empty); `None` for any other value.
+    fn set_elems(&self, s: u32) -> Option<&[u64]> {
+        match &self.vals[s as usize] {
+            Val::Absent => Some(&[]),
+            Val::Set(xs) => Some(xs),
+            _ => None,
         }
     }
 
@@ -114,6 +146,10 @@ impl Model {
             return true;
         }
         match &self.vals[target as usize] {
+            // adds only grow a set
+            Val::Set(t) => self
+                .set_elems(s)
+                .is_some_and(|p| p.iter().all(|e| t.binary_search(e).is_ok())),
             Val::S(t) => match &self.vals[s as usize] {
                 Val::Absent => true,
                 Val::S(p) => t.starts_with(&**p),
@@ -133,12 +169,14 @@ impl Model {
         let mut produced: std::collections::HashSet<u32> = [ABSENT].into_iter().collect();
         produced.extend(self.empty);
         let mut pieces: Vec<String> = Vec::new();
+        let mut added: std::collections::HashSet<u64> = Default::default();
         for k in kinds {
             match *k {
                 Kind::Write(v) | Kind::Create(v) | Kind::Cas(_, v) => {
                     produced.insert(v);
                 }
                 Kind::Append(v) => pieces.push(self.text(v)),
+                Kind::Add(v) => added.extend(self.element(v)),
                 _ => {}
             }
         }
@@ -150,6 +188,9 @@ impl Model {
         let possible = |x: u32| -> bool {
             if produced.contains(&x) {
                 return true;
+            }
+            if let Val::Set(xs) = &self.vals[x as usize] {
+                return xs.iter().all(|e| added.contains(e));
             }
             let Val::S(t) = &self.vals[x as usize] else {
                 return false; // appends only ever make strings
@@ -196,6 +237,20 @@ impl Model {
         r
     }
 
+    fn add(&mut self, s: u32, v: u32) -> Option<u32> {
+        if let Some(&r) = self.adds.get(&(s, v)) {
+            return Some(r);
+        }
+        let e = self.element(v)?;
+        let mut xs = self.set_elems(s)?.to_vec();
+        if let Err(at) = xs.binary_search(&e) {
+            xs.insert(at, e);
+        }
+        let r = self.intern_val(Val::Set(xs.into()));
+        self.adds.insert((s, v), r);
+        Some(r)
+    }
+
     /// Interns one op.
     pub(crate) fn kind_of(&mut self, op: &RawOp<'_>) -> Kind {
         let pair = |m: &mut Model| match op.input {
@@ -214,6 +269,7 @@ impl Model {
             (Fun::Create, _) => Kind::Create(self.intern(op.input)),
             (Fun::Delete, _) => Kind::Delete,
             (Fun::Append, _) => Kind::Append(self.intern(op.input)),
+            (Fun::Add, _) => Kind::Add(self.intern(op.input)),
         }
     }
 
@@ -228,8 +284,15 @@ impl Model {
             Kind::Create(v) => (s == ABSENT).then_some(v),
             Kind::Delete => Some(ABSENT),
             Kind::Append(v) => Some(self.append(s, v)),
+            Kind::Add(v) => self.add(s, v),
             Kind::CasFailed(e) => (s != e).then_some(s),
             Kind::CreateFailed => (s != ABSENT).then_some(s),
         }
     }
+}
+
+/// A JSON array of non-negative integers in strictly ascending order, as a set.
+fn canonical_set(a: &[Json]) -> Option<Box<[u64]>> {
+    let xs: Vec<u64> = a.iter().map(Json::as_u64).collect::<Option<_>>()?;
+    xs.windows(2).all(|w| w[0] < w[1]).then(|| xs.into())
 }

@@ -23,6 +23,7 @@ pub(crate) enum Fun {
     Create,
     Delete,
     Append,
+    Add,
 }
 
 impl Fun {
@@ -34,6 +35,7 @@ impl Fun {
             "create" => Fun::Create,
             "delete" => Fun::Delete,
             "append" => Fun::Append,
+            "add" => Fun::Add,
             _ => return None,
         })
     }
@@ -164,7 +166,7 @@ pub(crate) fn prepare<'a>(
                         ev,
                         format!(
                             "unsupported operation f={:?} (the KV model knows read, write, cas, \
-                             create, delete, append; get and put are aliases)",
+                             create, delete, append, add; get and put are aliases)",
                             ev.f
                         ),
                     ));
@@ -281,6 +283,13 @@ pub(crate) fn prepare<'a>(
                 ipos,
                 inv,
                 format!("cas value must be [expected, new], found {input}"),
+            ));
+        }
+        if fun == Fun::Add && input.as_u64().is_none() {
+            return Err(loc.err(
+                ipos,
+                inv,
+                format!("add value must be a non-negative integer (a set element), found {input}"),
             ));
         }
         let output = match (fun, outcome, comp) {

@@ -460,12 +460,12 @@ pub(crate) fn check(ops: &[SOp], model: &mut Model, budget: &Budget, stats: &mut
                     Kind::Read(_) | Kind::CasFailed(_) | Kind::CreateFailed => {
                         model.step(s0, k).is_none()
                     }
-                    Kind::Cas(..) | Kind::Create(_) | Kind::Append(_) => true,
+                    Kind::Cas(..) | Kind::Create(_) | Kind::Append(_) | Kind::Add(_) => true,
                 },
                 _ => true,
             };
             let mut next_state = if allowed { model.step(state, k) } else { None };
-            if let (Some(ns), Kind::Append(_)) = (next_state, k) {
+            if let (Some(ns), Kind::Append(_) | Kind::Add(_)) = (next_state, k) {
                 if let Err(read) =
                     appends_may_reach(ns, &next, &ent_op, &ent_call, &kinds, tail, model)
                 {
@@ -530,7 +530,7 @@ pub(crate) fn check(ops: &[SOp], model: &mut Model, budget: &Budget, stats: &mut
                         // continuation can satisfy
                         Some((at, read))
                             if at == serial
-                                && matches!(kinds[blocked as usize], Kind::Append(_)) =>
+                                && matches!(kinds[blocked as usize], Kind::Append(_) | Kind::Add(_)) =>
                         {
                             read
                         }

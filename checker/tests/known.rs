@@ -739,3 +739,80 @@ fn edn_histories() {
     );
     assert_eq!(check(&stale).verdict, NOT);
 }
+
+// ---------------------------------------------------------------- sets (add)
+
+#[test]
+fn concurrent_adds_commute() {
+    let h = H::default()
+        .ok(0, "add", json!(1), 0, 10)
+        .ok(1, "add", json!(2), 0, 10)
+        .read(2, json!([1, 2]), 20, 30)
+        .read(3, Json::Null, 0, 5);
+    assert_eq!(h.verdict(), LIN);
+    // a read during the adds may see either element alone
+    let h = H::default()
+        .ok(0, "add", json!(1), 0, 10)
+        .ok(1, "add", json!(2), 0, 10)
+        .read(2, json!([2]), 1, 9);
+    assert_eq!(h.verdict(), LIN);
+}
+
+#[test]
+fn lost_add_is_not_linearizable() {
+    let h = H::default()
+        .ok(0, "add", json!(1), 0, 10)
+        .ok(1, "add", json!(2), 20, 30)
+        .read(2, json!([2]), 40, 50);
+    assert_eq!(h.verdict(), NOT);
+}
+
+#[test]
+fn an_element_never_added_is_not_linearizable() {
+    let h = H::default()
+        .ok(0, "add", json!(1), 0, 10)
+        .read(1, json!([1, 3]), 20, 30);
+    assert_eq!(h.verdict(), NOT);
+}
+
+#[test]
+fn info_add_may_appear_later_or_never() {
+    let base = H::default().info(0, "add", json!(7), 0, 10);
+    assert_eq!(base.read(1, json!([7]), 100, 110).verdict(), LIN);
+    let h = H::default()
+        .info(0, "add", json!(7), 0, 10)
+        .read(1, Json::Null, 100, 110)
+        .read(2, json!([7]), 200, 210);
+    assert_eq!(h.verdict(), LIN);
+    // once seen, it cannot disappear
+    let h = H::default()
+        .info(0, "add", json!(7), 0, 10)
+        .read(1, json!([7]), 100, 110)
+        .read(2, Json::Null, 200, 210);
+    assert_eq!(h.verdict(), NOT);
+}
+
+#[test]
+fn many_concurrent_adds_stay_cheap() {
+    // 40 concurrent adds then one read of all: orders commute, the cache merges them.
+    let mut h = H::default();
+    for i in 0..40u64 {
+        h = h.ok(i, "add", json!(i), 0, 10);
+    }
+    let all: Vec<u64> = (0..40).collect();
+    let h = h.read(99, json!(all), 20, 30);
+    assert_eq!(h.verdict(), LIN);
+}
+
+#[test]
+fn add_needs_an_integer_element() {
+    let text = "{\"index\":0,\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"add\",\"key\":\"s\",\"value\":\"x\"}\n\
+                {\"index\":1,\"time\":2,\"process\":0,\"type\":\"ok\",\"f\":\"add\",\"key\":\"s\",\"value\":\"x\"}\n";
+    match parse_history(text, None).and_then(|h| check_history(&h, &CheckOptions::default())) {
+        Err(quorumlab_checker::CheckError::Malformed { line, msg }) => {
+            assert_eq!(line, 1);
+            assert!(msg.contains("add value"), "{msg}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -175,7 +175,7 @@ impl<P: KvProtocol> Driver<'_, P> {
         if !self.issuing || self.clients[c].outstanding.is_some() {
             return;
         }
-        let req = self.gen.next(&mut self.wrng);
+        let req = self.gen.next_for(c, &mut self.wrng);
         let now = self.sim.now();
         let process = self.clients[c].process;
         self.record(Event::invoke(now, process, &req));
@@ -194,7 +194,7 @@ impl<P: KvProtocol> Driver<'_, P> {
         self.record(Event::complete(now, process, &req, &outcome));
         self.gen.observe(&req, &outcome);
         self.clients[c].outstanding = None;
-        if outcome == Outcome::Info {
+        if matches!(outcome, Outcome::Info) {
             self.clients[c].process += self.clients.len() as u64;
         }
         if self.spec.workload.mode == Mode::Closed {

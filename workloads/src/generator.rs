@@ -1,7 +1,7 @@
 //! Op generation: the op mix, key distributions, and unique written values.
 
-use crate::spec::{KeyDist, Mix, Workload};
-use quorumlab_kv::{Key, Op, Outcome, Request};
+use crate::spec::{KeyDist, Mix, Pattern, Workload};
+use quorumlab_kv::{Datum, Key, Op, Outcome, Request};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -69,12 +69,20 @@ impl KeySampler {
     }
 }
 
-/// Generates requests. Written values are unique across the run (so unique per key), which is
-/// what makes histories checkable.
+/// Generates requests. Written values (and added elements) are unique across the run (so
+/// unique per key), which is what makes histories checkable.
+///
+/// Keys: with `set_keys = s`, keys `0..s` are sets and `s..keys` registers. A key is drawn
+/// from the distribution over all keys; when the op does not fit the key's kind, the key is
+/// folded into the right range (`k mod s` for an add, `s + k mod (keys - s)` for a register
+/// mutation), which keeps the distribution's skew within each range.
 #[derive(Clone, Debug)]
 pub struct OpGen {
     keys: KeySampler,
-    mix: [f64; 5],
+    /// Cumulative weights of read, write, cas, create, delete, add.
+    mix: [f64; 6],
+    pattern: Pattern,
+    set_keys: u32,
     next_value: u64,
     next_id: u64,
     /// The last value each key was seen to hold (from an ok read or write): cas uses it as the
@@ -83,6 +91,8 @@ pub struct OpGen {
     /// Preload: keys not yet written by the load phase.
     preload_next: Option<u32>,
     n_keys: u32,
+    /// Friends: the second add of an `add_friend`, per client, issued as that client's next op.
+    pending: Vec<Option<(Key, Op)>>,
 }
 
 impl OpGen {
@@ -93,21 +103,32 @@ impl OpGen {
             cas,
             create,
             delete,
+            add,
         } = w.mix;
         let mut acc = 0.0;
-        let mut mix = [0.0; 5];
-        for (i, v) in [read, write, cas, create, delete].into_iter().enumerate() {
+        let mut mix = [0.0; 6];
+        for (i, v) in [read, write, cas, create, delete, add]
+            .into_iter()
+            .enumerate()
+        {
             acc += v;
             mix[i] = acc;
         }
+        let set_keys = match w.pattern {
+            Pattern::Kv => w.set_keys,
+            Pattern::Friends => w.keys,
+        };
         OpGen {
             keys: KeySampler::new(&w.distribution, w.keys),
             mix,
+            pattern: w.pattern,
+            set_keys,
             next_value: 1,
             next_id: 1,
             last_known: vec![None; w.keys as usize],
-            preload_next: w.preload.then_some(0),
+            preload_next: (w.preload && set_keys < w.keys).then_some(set_keys),
             n_keys: w.keys,
+            pending: Vec::new(),
         }
     }
 
@@ -117,38 +138,68 @@ impl OpGen {
         v
     }
 
-    /// The next request.
-    pub fn next(&mut self, rng: &mut ChaCha8Rng) -> Request {
+    fn request(&mut self, key: Key, op: Op) -> Request {
         let id = self.next_id;
         self.next_id += 1;
+        Request { id, key, op }
+    }
+
+    /// The next request of a client that shares its ops with every other client (friends
+    /// pairs then go to whichever client asks next).
+    pub fn next(&mut self, rng: &mut ChaCha8Rng) -> Request {
+        self.next_for(0, rng)
+    }
+
+    /// The next request of `client`.
+    pub fn next_for(&mut self, client: usize, rng: &mut ChaCha8Rng) -> Request {
+        if let Some((key, op)) = self.pending.get_mut(client).and_then(Option::take) {
+            return self.request(key, op);
+        }
         if let Some(k) = self.preload_next {
             self.preload_next = (k + 1 < self.n_keys).then_some(k + 1);
             let v = self.value();
-            return Request {
-                id,
-                key: Key(k),
-                op: Op::Write(v),
-            };
+            return self.request(Key(k), Op::Write(v));
         }
         let key = self.keys.sample(rng);
-        let total = self.mix[4];
+        let total = self.mix[5];
         let u = rng.random::<f64>() * total;
         let which = self.mix.iter().position(|&c| u < c).unwrap_or(0);
+        if which == 5 && self.pattern == Pattern::Friends {
+            return self.add_friend(client, rng);
+        }
+        let (s, n) = (self.set_keys, self.n_keys);
+        let reg_key = Key(s + key.0 % (n - s).max(1));
         let op = match which {
-            0 => Op::Read,
+            0 => return self.request(key, Op::Read),
             1 => Op::Write(self.value()),
             2 => {
                 // Expect what we last saw; 0 is never written, so an unknown key's cas fails.
-                let expected = self.last_known[key.0 as usize].unwrap_or(0);
+                let expected = self.last_known[reg_key.0 as usize].unwrap_or(0);
                 Op::Cas {
                     expected,
                     new: self.value(),
                 }
             }
             3 => Op::Create(self.value()),
-            _ => Op::Delete,
+            4 => Op::Delete,
+            _ => {
+                let e = self.value();
+                return self.request(Key(key.0 % s.max(1)), Op::Add(e));
+            }
         };
-        Request { id, key, op }
+        self.request(reg_key, op)
+    }
+
+    /// `add_friend(a, b)`: `b` joins `a`'s following now, `a` joins `b`'s followers next.
+    fn add_friend(&mut self, client: usize, rng: &mut ChaCha8Rng) -> Request {
+        let users = self.n_keys / 2;
+        let a = rng.random_range(0..users);
+        let b = (a + rng.random_range(1..users)) % users;
+        if self.pending.len() <= client {
+            self.pending.resize(client + 1, None);
+        }
+        self.pending[client] = Some((followers_key(b), Op::Add(a as u64)));
+        self.request(following_key(a), Op::Add(b as u64))
     }
 
     /// Learns from a completion (for cas expectations).
@@ -156,12 +207,23 @@ impl OpGen {
         if let Outcome::Ok(read) = outcome {
             let slot = &mut self.last_known[req.key.0 as usize];
             match req.op {
-                Op::Read => *slot = *read,
+                Op::Read => *slot = read.as_ref().and_then(Datum::reg),
                 Op::Write(v) | Op::Create(v) | Op::Cas { new: v, .. } => *slot = Some(v),
                 Op::Delete => *slot = None,
+                Op::Add(_) => {}
             }
         }
     }
+}
+
+/// Friends pattern: the key of user `u`'s "following" set.
+pub fn following_key(u: u32) -> Key {
+    Key(2 * u)
+}
+
+/// Friends pattern: the key of user `u`'s "followers" set.
+pub fn followers_key(u: u32) -> Key {
+    Key(2 * u + 1)
 }
 
 #[cfg(test)]
@@ -213,6 +275,7 @@ mod tests {
                 cas: 0.0,
                 create: 0.0,
                 delete: 0.0,
+                add: 0.0,
             },
             ..Workload::default()
         };

@@ -165,6 +165,30 @@ pub struct Mix {
     pub cas: f64,
     pub create: f64,
     pub delete: f64,
+    /// add an element to a set-valued key (`workload.set_keys` of them); with
+    /// `pattern = "friends"`, the weight of `add_friend` (two adds).
+    pub add: f64,
+}
+
+impl Mix {
+    /// Weight of the register mutations (write, cas, create, delete).
+    pub fn register_mutations(&self) -> f64 {
+        self.write + self.cas + self.create + self.delete
+    }
+}
+
+/// What the ops mean.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pattern {
+    /// Independent keys: registers, and `set_keys` set-valued keys for `add`.
+    #[default]
+    Kv,
+    /// The friend graph of Bob Ippolito's statebox article: `keys / 2` users; user `u`'s
+    /// "following" set is key `2u`, its "followers" set key `2u + 1`. `add_friend(a, b)` (weight
+    /// `mix.add`) is two adds by the same client, one after the other: `b` to `a`'s following,
+    /// then `a` to `b`'s followers. Reads read any key.
+    Friends,
 }
 
 impl Default for Mix {
@@ -175,6 +199,7 @@ impl Default for Mix {
             cas: 10.0,
             create: 5.0,
             delete: 5.0,
+            add: 0.0,
         }
     }
 }
@@ -189,6 +214,10 @@ pub struct Workload {
     /// Open loop: arrivals per second.
     pub rate: f64,
     pub keys: u32,
+    /// Keys `k0 .. k{set_keys-1}` are set-valued (`add` and `read` only); the rest are
+    /// registers. Only with `pattern = "kv"`.
+    pub set_keys: u32,
+    pub pattern: Pattern,
     pub distribution: KeyDist,
     pub mix: Mix,
     /// Bytes of a value (for cost accounting).
@@ -211,6 +240,8 @@ impl Default for Workload {
             think_ms: 10.0,
             rate: 100.0,
             keys: 20,
+            set_keys: 0,
+            pattern: Pattern::Kv,
             distribution: KeyDist::Uniform,
             mix: Mix::default(),
             value_size: 16,
@@ -656,11 +687,66 @@ impl Spec {
             ("workload.mix.cas", m.cas),
             ("workload.mix.create", m.create),
             ("workload.mix.delete", m.delete),
+            ("workload.mix.add", m.add),
         ] {
             pos(k, v)?;
         }
-        if m.read + m.write + m.cas + m.create + m.delete <= 0.0 {
+        if m.read + m.register_mutations() + m.add <= 0.0 {
             return e("workload.mix", "at least one op needs a weight > 0".into());
+        }
+        match w.pattern {
+            Pattern::Kv => {
+                if w.set_keys > w.keys {
+                    return e(
+                        "workload.set_keys",
+                        format!("must be at most workload.keys ({}), got {}", w.keys, w.set_keys),
+                    );
+                }
+                if m.add > 0.0 && w.set_keys == 0 {
+                    return e(
+                        "workload.set_keys",
+                        "workload.mix.add > 0 needs set-valued keys: set workload.set_keys >= 1"
+                            .into(),
+                    );
+                }
+                if m.register_mutations() > 0.0 && w.set_keys == w.keys {
+                    return e(
+                        "workload.set_keys",
+                        "every key is a set, but the mix has write/cas/create/delete: lower \
+                         set_keys or set those weights to 0"
+                            .into(),
+                    );
+                }
+            }
+            Pattern::Friends => {
+                if w.keys < 4 || w.keys % 2 == 1 {
+                    return e(
+                        "workload.keys",
+                        format!(
+                            "pattern \"friends\" needs an even number of keys >= 4 (2 per user), got {}",
+                            w.keys
+                        ),
+                    );
+                }
+                if m.register_mutations() > 0.0 {
+                    return e(
+                        "workload.mix",
+                        "pattern \"friends\" has only add (add_friend) and read".into(),
+                    );
+                }
+                if w.set_keys != 0 {
+                    return e(
+                        "workload.set_keys",
+                        "pattern \"friends\": every key is a set; leave set_keys out".into(),
+                    );
+                }
+                if w.preload {
+                    return e(
+                        "workload.preload",
+                        "pattern \"friends\" has no registers to preload".into(),
+                    );
+                }
+            }
         }
         match w.distribution {
             KeyDist::Zipfian { s } if !(s.is_finite() && s >= 0.0) => {

@@ -233,7 +233,8 @@ pub fn generated_script(clients: usize, ops: usize, keys: u32) -> Vec<Vec<(Key, 
 }
 
 /// Parses a script: clients separated by `;`, ops by `,`. An op is `w<v>` (write), `r` (read),
-/// `c<expected>:<new>` (cas), `n<v>` (create), `d` (delete), optionally prefixed by `k<key>.`
+/// `c<expected>:<new>` (cas), `n<v>` (create), `d` (delete), `a<e>` (add to a set), optionally
+/// prefixed by `k<key>.`
 /// (key 0 otherwise). Example: `"w1,r; k1.n5,d"`.
 pub fn parse_script(s: &str) -> Result<Vec<Vec<(Key, Op)>>, String> {
     let mut out = Vec::new();
@@ -261,6 +262,7 @@ pub fn parse_script(s: &str) -> Result<Vec<Vec<(Key, Op)>>, String> {
                 ("d", "") => Op::Delete,
                 ("w", v) => Op::Write(num(v)?),
                 ("n", v) => Op::Create(num(v)?),
+                ("a", v) => Op::Add(num(v)?),
                 ("c", v) => {
                     let (e, n) = v
                         .split_once(':')
@@ -272,7 +274,7 @@ pub fn parse_script(s: &str) -> Result<Vec<Vec<(Key, Op)>>, String> {
                 }
                 _ => {
                     return Err(format!(
-                        "script op {item:?}: expected w<v>, r, c<e>:<n>, n<v> or d"
+                        "script op {item:?}: expected w<v>, r, c<e>:<n>, n<v>, d or a<e>"
                     ))
                 }
             };
@@ -298,6 +300,7 @@ pub fn format_script(script: &[Vec<(Key, Op)>]) -> String {
                         Op::Delete => "d".to_string(),
                         Op::Write(v) => format!("w{v}"),
                         Op::Create(v) => format!("n{v}"),
+                        Op::Add(e) => format!("a{e}"),
                         Op::Cas { expected, new } => format!("c{expected}:{new}"),
                     };
                     if k.0 == 0 {

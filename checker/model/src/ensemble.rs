@@ -5,7 +5,7 @@
 
 use crate::config::{ModelCfg, NetKind};
 use crate::harness::{KvModel, Proto, St};
-use crate::raft::{fmt_op, fmt_req};
+use crate::raft::fmt_req;
 use quorumlab_ensemble::{
     Adapter, AdapterState, Body, Ensemble, KvReply, Msg, NodeDurable, NodeSt, Params, Retry, Role,
     Server, Timer, Variant,
@@ -238,7 +238,7 @@ impl Proto for EnsembleProto {
                 key, obj, epoch, ..
             } => format!(
                 "put {key}={} v{} e{epoch}",
-                obj.value.map_or("notfound".into(), |v| v.to_string()),
+                obj.value.as_ref().map_or("notfound".into(), |v| v.to_string()),
                 vsn(obj.version.epoch, obj.version.seq)
             ),
             Msg::CheckEpoch { epoch, .. } => format!("check_epoch e{epoch}"),
@@ -256,7 +256,7 @@ impl Proto for EnsembleProto {
                 Body::Obj(None) => "reply notfound".into(),
                 Body::Obj(Some(o)) => format!(
                     "reply obj {} v{}",
-                    o.value.map_or("tombstone".into(), |v| v.to_string()),
+                    o.value.as_ref().map_or("tombstone".into(), |v| v.to_string()),
                     vsn(o.version.epoch, o.version.seq)
                 ),
                 Body::Nack => "reply nack".into(),
@@ -296,30 +296,5 @@ impl Proto for EnsembleProto {
                     && p.fact.leader == Some(Id::from(0))
             })
         })
-    }
-}
-
-/// For docs and tests: the op text used in traces.
-pub fn op_text(k: Key, op: &Op) -> String {
-    fmt_op(k.0, op)
-}
-
-impl EnsembleProto {
-    /// Peers that lead (role `leading`) per epoch, over live servers.
-    pub fn leaders(m: &KvModel<Self>, s: &St<Self>) -> Vec<(u64, usize)> {
-        let mut out = Vec::new();
-        for i in 0..m.servers {
-            if s.crashed[i] {
-                continue;
-            }
-            if let Some(st) = m.server_state(s, i) {
-                for p in &st.peers {
-                    if p.role == Role::Leading {
-                        out.push((p.fact.epoch, i));
-                    }
-                }
-            }
-        }
-        out
     }
 }

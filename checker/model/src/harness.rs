@@ -129,7 +129,7 @@ fn record_out<P: Proto>(cfg: &RecCfg, h: &Hist, env: Envelope<&Wire<P::Msg>>) ->
     }
     match env.msg {
         Wire::Peer(m) => P::client_request(m).and_then(|r| h.invoke(env.src, r)),
-        Wire::Done(req, outcome) => h.complete(req, *outcome),
+        Wire::Done(req, outcome) => h.complete(req, outcome.clone()),
         Wire::Invoke(_) => None,
     }
 }
@@ -599,11 +599,4 @@ impl<P: Proto> Model for KvModel<P> {
             _ => true,
         })
     }
-}
-
-/// Every server's durable storage (`None`: never saved).
-pub fn storages<P: Proto>(m: &KvModel<P>, s: &St<P>) -> Vec<Option<P::Storage>> {
-    (0..m.servers)
-        .map(|i| s.actor_storages.get(i).cloned().flatten())
-        .collect()
 }

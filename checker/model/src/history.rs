@@ -12,28 +12,27 @@
 //! * Verdicts are computed once, when a return is recorded (an invocation can never make a
 //!   linearizable history non-linearizable), and cached, so checking a property is O(1).
 
-use quorumlab_kv::{FailKind, Key, Op, Outcome, Request, Value};
+use quorumlab_kv::{Datum, FailKind, Key, KvMap, Op, Outcome, Request, Value};
 use stateright::actor::Id;
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
-use std::collections::BTreeMap;
 
-/// The sequential specification: a map of independent registers with the KV contract's five
-/// operations (read / write / cas / create / delete).
+/// The sequential specification: a map of independent keys with the KV contract's operations
+/// (read / write / cas / create / delete on registers, add on sets).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct KvSpec(pub BTreeMap<Key, Value>);
+pub struct KvSpec(pub KvMap);
 
 impl SequentialSpec for KvSpec {
     type Op = (Key, Op);
     type Ret = Outcome;
 
     fn invoke(&mut self, (key, op): &(Key, Op)) -> Outcome {
-        let cur = self.0.get(key).copied();
-        let (out, new) = op.apply(cur);
-        match new {
-            Some(v) => self.0.insert(*key, v),
-            None => self.0.remove(key),
-        };
-        out
+        Request {
+            id: 0,
+            key: *key,
+            op: *op,
+        }
+        .apply_to(&mut self.0)
+        .0
     }
 
     fn is_valid_step(&mut self, op: &(Key, Op), ret: &Outcome) -> bool {
@@ -62,8 +61,8 @@ pub struct HOp {
 
 impl HOp {
     fn ok_at(&self) -> Option<u32> {
-        match self.ret {
-            Some((t, Outcome::Ok(_))) => Some(t),
+        match &self.ret {
+            Some((t, Outcome::Ok(_))) => Some(*t),
             _ => None,
         }
     }
@@ -75,7 +74,7 @@ impl HOp {
 /// The value a mutation leaves behind if it takes effect.
 pub fn written_value(op: &Op) -> Option<Option<Value>> {
     match *op {
-        Op::Read => None,
+        Op::Read | Op::Add(_) => None,
         Op::Write(v) | Op::Create(v) => Some(Some(v)),
         Op::Cas { new, .. } => Some(Some(new)),
         Op::Delete => Some(None),
@@ -131,7 +130,7 @@ impl Hist {
             .iter()
             .position(|o| o.id == req.id && o.ret.is_none())?;
         let mut h = self.clone();
-        h.ops[i].ret = Some((h.clock, outcome));
+        h.ops[i].ret = Some((h.clock, outcome.clone()));
         h.clock += 1;
         if outcome != Outcome::Info {
             h.returned += 1;
@@ -140,7 +139,7 @@ impl Hist {
             }
             if h.lost_ack.is_none() && matches!(h.ops[i].op, Op::Read) {
                 if let Outcome::Ok(v) = outcome {
-                    if !h.read_explained(i, v) {
+                    if !h.read_explained(i, v.as_ref()) {
                         h.lost_ack = Some(i as u16);
                     }
                 }
@@ -154,9 +153,9 @@ impl Hist {
         let mut events: Vec<(u32, bool, usize)> = Vec::new();
         for (i, o) in self.ops.iter().enumerate() {
             events.push((o.inv, true, i));
-            if let Some((t, out)) = o.ret {
-                if out != Outcome::Info {
-                    events.push((t, false, i));
+            if let Some((t, out)) = &o.ret {
+                if *out != Outcome::Info {
+                    events.push((*t, false, i));
                 }
             }
         }
@@ -167,7 +166,7 @@ impl Hist {
             let r = if inv {
                 t.on_invoke(o.id, (o.key, o.op)).map(|_| ())
             } else {
-                let (_, out) = o.ret.expect("returned");
+                let (_, out) = o.ret.clone().expect("returned");
                 t.on_return(o.id, out).map(|_| ())
             };
             debug_assert!(r.is_ok(), "well-formed history");
@@ -181,9 +180,25 @@ impl Hist {
 
     /// Durability as clients see it: an ok read `r` returned `v`. For every mutation of the key
     /// acknowledged before `r` was invoked, `v` must be explainable by that mutation or by one not
-    /// known to precede it (ok, in flight or info; failed ops took no effect).
-    fn read_explained(&self, r: usize, v: Option<Value>) -> bool {
+    /// known to precede it (ok, in flight or info; failed ops took no effect). For a set key:
+    /// every add acknowledged before `r` was invoked is in the set read.
+    fn read_explained(&self, r: usize, v: Option<&Datum>) -> bool {
         let read = &self.ops[r];
+        let adds_acked_before = || {
+            self.ops.iter().filter_map(|o| match o.op {
+                Op::Add(e) if o.key == read.key && o.ok_at().is_some_and(|t| t < read.inv) => {
+                    Some(e)
+                }
+                _ => None,
+            })
+        };
+        if let Some(Datum::Set(set)) = v {
+            return adds_acked_before().all(|e| set.contains(&e));
+        }
+        if adds_acked_before().next().is_some() {
+            return false; // a set key read as absent or as a register
+        }
+        let v = v.and_then(Datum::reg);
         let mutations = || {
             self.ops
                 .iter()
@@ -214,8 +229,8 @@ impl Hist {
     /// A one-line description of a lost acknowledged write, if any.
     pub fn lost_ack_text(&self) -> Option<String> {
         let r = &self.ops[self.lost_ack? as usize];
-        let v = match r.ret {
-            Some((_, Outcome::Ok(v))) => v,
+        let v = match &r.ret {
+            Some((_, Outcome::Ok(v))) => v.clone(),
             _ => None,
         };
         Some(format!(
@@ -269,7 +284,7 @@ mod tests {
             let h2 = h
                 .invoke(b, &r)
                 .unwrap()
-                .complete(&r, Outcome::Ok(v))
+                .complete(&r, Outcome::read_reg(v))
                 .unwrap();
             assert!(h2.linearizable(), "{v:?}");
             assert!(h2.lost_ack.is_none());
@@ -280,7 +295,7 @@ mod tests {
         let h3 = h
             .invoke(b, &r1)
             .unwrap()
-            .complete(&r1, Outcome::Ok(Some(1)))
+            .complete(&r1, Outcome::read_reg(Some(1)))
             .unwrap()
             .invoke(b, &r2)
             .unwrap()
@@ -309,7 +324,7 @@ mod tests {
                 ),
                 Outcome::Ok(None),
             ),
-            (req(4, 0, Op::Read), Outcome::Ok(Some(7))),
+            (req(4, 0, Op::Read), Outcome::read_reg(Some(7))),
             (req(5, 0, Op::Delete), Outcome::Ok(None)),
             (req(6, 0, Op::Write(9)), Outcome::Fail(FailKind::NotApplied)),
             (req(7, 0, Op::Read), Outcome::Ok(None)),

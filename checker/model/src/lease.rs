@@ -161,7 +161,7 @@ fn scenario<K: KvProtocol>(
     if c.call_until_ok(0, Op::Write(1), 20_000) != Some(Outcome::Ok(None)) {
         return Err("the first write did not complete".into());
     }
-    if c.call_until_ok(0, Op::Read, 20_000) != Some(Outcome::Ok(Some(1))) {
+    if c.call_until_ok(0, Op::Read, 20_000) != Some(Outcome::read_reg(Some(1))) {
         return Err("the first read did not return 1".into());
     }
     let old = c.leader().map_or(old, |(l, _)| l);
@@ -179,8 +179,8 @@ fn scenario<K: KvProtocol>(
         protocol,
         setting,
         leader_clock_rate: rate,
-        read: o.map(|o| crate::trace::outcome_text(&o)),
-        stale: o == Some(Outcome::Ok(Some(1))),
+        read: o.as_ref().map(crate::trace::outcome_text),
+        stale: o == Some(Outcome::read_reg(Some(1))),
     })
 }
 

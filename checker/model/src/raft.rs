@@ -72,6 +72,7 @@ pub fn fmt_op(k: u32, op: &Op) -> String {
         Op::Cas { expected, new } => format!("cas k{k} {expected}→{new}"),
         Op::Create(v) => format!("create k{k}={v}"),
         Op::Delete => format!("delete k{k}"),
+        Op::Add(e) => format!("add k{k}+{e}"),
     }
 }
 

@@ -126,7 +126,7 @@ fn history_effects<P: Proto>(m: &KvModel<P>, before: &Hist, after: &Hist) -> Vec
                 o.id & 0xffff_ffff
             ));
         }
-        if let Some((_, r)) = o.ret {
+        if let Some((_, r)) = &o.ret {
             if old.is_none_or(|x| x.ret.is_none()) {
                 let r = match (o.op, r) {
                     (quorumlab_kv::Op::Read, Outcome::Ok(None)) => "ok, absent".to_string(),

@@ -101,6 +101,7 @@ fn spec(v: &Variant) -> Spec {
         cas: 0.0,
         create: 0.0,
         delete: 0.0,
+        add: 0.0,
     };
     s.workload.timeout_ms = 200.0;
     s.workload.warmup_s = 1.0;

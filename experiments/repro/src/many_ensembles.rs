@@ -158,6 +158,7 @@ fn one(ci: usize, c: &Config, f: usize, trial: usize) -> Result<Trial, Error> {
         cas: 0.0,
         create: 0.0,
         delete: 0.0,
+        add: 0.0,
     };
     s.workload.timeout_ms = 300.0;
     s.workload.warmup_s = WINDOW_FROM_S;

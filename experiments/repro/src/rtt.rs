@@ -131,6 +131,7 @@ fn spec(quick: bool) -> Spec {
         cas: 20.0,
         create: 20.0,
         delete: 20.0,
+        add: 0.0,
     };
     s.workload.warmup_s = 5.0;
     s.workload.duration_s = if quick { 35.0 } else { 75.0 };

@@ -1,6 +1,6 @@
 //! Wire types: facts, objects, versions, peer messages, client messages and timers.
 
-use quorumlab_kv::{Key, Request, Value};
+use quorumlab_kv::{Datum, Key, Request};
 use quorumlab_sim::Message;
 use stateright::actor::Id;
 
@@ -33,14 +33,14 @@ impl Fact {
 
 /// A K/V object: a value or a tombstone (`value: None`, riak's `notfound` value), with the
 /// version that wrote it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Obj {
-    pub value: Option<Value>,
+    pub value: Option<Datum>,
     pub version: Version,
 }
 
 /// The body of a reply to a peer request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Body {
     /// Reply to `probe` and to an accepted `prepare`: the replier's fact.
     Fact(Fact),
@@ -54,10 +54,10 @@ pub enum Body {
 
 /// What the leader answers a client (riak's `std_reply()`), plus a distinct precondition
 /// failure (riak answers `failed` for both; the KV contract wants to know).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum KvReply {
     /// `{ok, Obj}`: the op took effect; for a get, the value read.
-    Ok(Option<Value>),
+    Ok(Option<Datum>),
     /// `failed` because the precondition of a put_once / kupdate / kmodify was false.
     Precondition,
     /// `failed` for any other reason (a get whose read or rewrite failed).

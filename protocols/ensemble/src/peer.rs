@@ -11,7 +11,7 @@ use crate::params::{Cfg, Variant};
 use crate::store::PeerDurable;
 use crate::Server;
 use quorumlab_kv::layout::ring_hash;
-use quorumlab_kv::{Op, Request, Value};
+use quorumlab_kv::{Datum, FailKind, Op, Outcome, Request};
 use stateright::actor::{Id, Out};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -173,7 +173,7 @@ impl Collect {
         self.replies
             .iter()
             .filter(|(_, b)| *b != Body::Nack)
-            .copied()
+            .cloned()
             .collect()
     }
 }
@@ -324,7 +324,7 @@ fn existing_leader(
 }
 
 /// riak's `verify_hash/4`: is `obj` at least as new as the tree says?
-fn verify(obj: Option<Obj>, known: Option<Version>) -> bool {
+fn verify(obj: Option<&Obj>, known: Option<Version>) -> bool {
     match (obj, known) {
         (_, None) => true,
         (None, Some(_)) => false,
@@ -334,9 +334,9 @@ fn verify(obj: Option<Obj>, known: Option<Version>) -> bool {
 
 /// riak's `latest_obj/3`: the newest object among the replies and the local one.
 fn latest_obj(replies: &[(Id, Body)], local: Option<Obj>) -> Option<Obj> {
-    replies.iter().fold(local, |acc, (_, b)| match (acc, b) {
-        (None, Body::Obj(Some(o))) => Some(*o),
-        (Some(a), Body::Obj(Some(o))) if o.version > a.version => Some(*o),
+    replies.iter().fold(local, |acc, (_, b)| match (&acc, b) {
+        (None, Body::Obj(Some(o))) => Some(o.clone()),
+        (Some(a), Body::Obj(Some(o))) if o.version > a.version => Some(o.clone()),
         _ => acc,
     })
 }
@@ -756,7 +756,7 @@ impl Peer {
                 ..
             } => {
                 if self.role == Role::Following && self.valid_request(src, epoch) {
-                    self.backend_put(key, obj, cx);
+                    self.backend_put(key, obj.clone(), cx);
                     cx.reply(src, ens, req, Body::Obj(Some(obj)));
                 } else {
                     cx.reply(src, ens, req, Body::Nack);
@@ -903,8 +903,8 @@ impl Peer {
     fn begin(&mut self, w: u32, cx: &mut Cx) {
         let Some(a) = self.active(w) else { return };
         match a.job.req.op {
-            Op::Read | Op::Cas { .. } | Op::Create(_) => self.local_get(w, cx),
-            Op::Write(v) => self.overwrite(w, Some(v), cx),
+            Op::Read | Op::Cas { .. } | Op::Create(_) | Op::Add(_) => self.local_get(w, cx),
+            Op::Write(v) => self.overwrite(w, Some(Datum::Reg(v)), cx),
             Op::Delete => self.overwrite(w, None, cx),
         }
     }
@@ -960,11 +960,11 @@ impl Peer {
         let rec = self.dur.data.get(key);
         let fresh_epoch = self.fact.epoch;
         let Some(a) = self.active_mut(w) else { return };
-        a.local = rec.obj;
+        a.local = rec.obj.clone();
         a.known = rec.known;
         // is_current/4: exists, not older than the tree says, and of the current epoch.
-        let current =
-            rec.obj.is_some_and(|o| o.version.epoch == fresh_epoch) && verify(rec.obj, rec.known);
+        let current = rec.obj.as_ref().is_some_and(|o| o.version.epoch == fresh_epoch)
+            && verify(rec.obj.as_ref(), rec.known);
         match (a.job.req.op, current) {
             (Op::Read, true) => self.check_lease(w, cx),
             (Op::Read, false) => self.update_key(w, false, cx),
@@ -977,7 +977,7 @@ impl Peer {
     /// handler, at the same virtual instant).
     fn check_lease(&mut self, w: u32, cx: &mut Cx) {
         if cx.trust_lease() && self.lease {
-            let v = self.active(w).and_then(|a| a.local).and_then(|o| o.value);
+            let v = self.active(w).and_then(|a| a.local.clone()).and_then(|o| o.value);
             self.finish(w, Some(KvReply::Ok(v)), cx);
             return;
         }
@@ -1016,7 +1016,7 @@ impl Peer {
     /// `update_key/4`: read the latest object from a quorum (then rewrite it).
     fn update_key(&mut self, w: u32, modify: bool, cx: &mut Cx) {
         let Some(a) = self.active(w) else { return };
-        let (key, local, known) = (a.job.req.key, a.local, a.known);
+        let (key, local, known) = (a.job.req.key, a.local.as_ref(), a.known);
         let required = if known.is_none() {
             Required::AllOrQuorum
         } else {
@@ -1037,13 +1037,13 @@ impl Peer {
     }
 
     /// `do_overwrite_fsm/5`: no read; stamp and write.
-    fn overwrite(&mut self, w: u32, value: Option<Value>, cx: &mut Cx) {
+    fn overwrite(&mut self, w: u32, value: Option<Datum>, cx: &mut Cx) {
         let _ = self.obj_sequence(); // riak draws a seq here and another in put_obj/3
         self.put_obj(w, value, None, Then::Reply, cx);
     }
 
     /// `put_obj/4`: stamp `(epoch, seq)`, send to the peers, then put locally.
-    fn put_obj(&mut self, w: u32, value: Option<Value>, seq: Option<u64>, then: Then, cx: &mut Cx) {
+    fn put_obj(&mut self, w: u32, value: Option<Datum>, seq: Option<u64>, then: Then, cx: &mut Cx) {
         let Some(key) = self.active(w).map(|a| a.job.req.key) else {
             return;
         };
@@ -1058,7 +1058,7 @@ impl Peer {
             ens,
             req,
             key,
-            obj,
+            obj: obj.clone(),
             epoch,
         });
         if let Some(a) = self.active_mut(w) {
@@ -1081,10 +1081,10 @@ impl Peer {
         }
         let Some(a) = self.active(w) else { return };
         let key = a.job.req.key;
-        let Step::Put { obj, .. } = a.step else {
+        let Step::Put { obj, .. } = &a.step else {
             return;
         };
-        self.backend_put(key, obj, cx);
+        self.backend_put(key, obj.clone(), cx);
         if let Some(Active {
             step: Step::Put { local_done, .. },
             ..
@@ -1095,22 +1095,23 @@ impl Peer {
         self.check_worker(w, cx);
     }
 
-    /// `modify_key/5` with the op's function: put_once (kput_once) or a value CAS (kmodify).
+    /// `modify_key/5` with the op's function: put_once (kput_once), a value CAS (kmodify), or
+    /// a set add (kmodify with a union function: the read and the write are one atomic
+    /// modify, so concurrent adds cannot lose each other).
     fn modify(&mut self, w: u32, cur: Option<Obj>, cx: &mut Cx) {
         let Some(op) = self.active(w).map(|a| a.job.req.op) else {
             return;
         };
+        if matches!(op, Op::Read | Op::Write(_) | Op::Delete) {
+            return;
+        }
         let seq = self.obj_sequence();
         let value = cur.and_then(|o| o.value);
-        let new = match op {
-            Op::Create(v) if value.is_none() => Some(v),
-            Op::Cas { expected, new } if value == Some(expected) => Some(new),
-            Op::Create(_) | Op::Cas { .. } => None,
-            Op::Read | Op::Write(_) | Op::Delete => return,
-        };
-        match new {
-            Some(v) => self.put_obj(w, Some(v), Some(seq), Then::Reply, cx),
-            None => self.finish(w, Some(KvReply::Precondition), cx),
+        match op.apply(value) {
+            (Outcome::Fail(FailKind::Precondition), _) => {
+                self.finish(w, Some(KvReply::Precondition), cx)
+            }
+            (_, new) => self.put_obj(w, new, Some(seq), Then::Reply, cx),
         }
     }
 
@@ -1144,7 +1145,7 @@ impl Peer {
                 Status::Wait => {}
                 Status::Met => {
                     cx.o.cancel_timer(Timer::WorkerQuorum(ens, w));
-                    let v = a.local.and_then(|o| o.value);
+                    let v = a.local.clone().and_then(|o| o.value);
                     self.finish(w, Some(KvReply::Ok(v)), cx);
                 }
                 Status::Nack => {
@@ -1258,8 +1259,8 @@ impl Peer {
         };
         let modify = *modify;
         let replies = c.valid();
-        let latest = latest_obj(&replies, a.local);
-        if !verify(latest, a.known) {
+        let latest = latest_obj(&replies, a.local.clone());
+        if !verify(latest.as_ref(), a.known) {
             self.latest_failed(w, modify, cx);
             return;
         }
@@ -1294,9 +1295,10 @@ impl Peer {
     fn put_done(&mut self, w: u32, cx: &mut Cx) {
         let Some(a) = self.active(w) else { return };
         let key = a.job.req.key;
-        let Step::Put { obj, then, .. } = a.step else {
+        let Step::Put { obj, then, .. } = &a.step else {
             return;
         };
+        let (obj, then) = (obj.clone(), *then);
         self.tree_insert(key, obj.version, cx);
         let cfg = cx.cfg;
         for &p in self.members(cfg) {

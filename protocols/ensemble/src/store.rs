@@ -18,7 +18,7 @@ pub const FAN: usize = 16;
 
 /// What a peer keeps about one key: the backend object (riak's basic backend) and the
 /// version its integrity tree records (riak's synctree, reduced to key → version).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Rec {
     pub obj: Option<Obj>,
     pub known: Option<Version>,
@@ -49,7 +49,7 @@ impl Store {
             .get(a)
             .and_then(|t| t.get(b))
             .and_then(|m| m.get(c))
-            .and_then(|l| l.get(&key).copied())
+            .and_then(|l| l.get(&key).cloned())
             .unwrap_or_default()
     }
 
@@ -85,7 +85,7 @@ impl Store {
             .iter()
             .flat_map(|t| t.iter())
             .flat_map(|m| m.iter())
-            .flat_map(|l| l.iter().map(|(k, r)| (*k, *r)))
+            .flat_map(|l| l.iter().map(|(k, r)| (*k, r.clone())))
     }
 
     pub fn len(&self) -> usize {

@@ -2,7 +2,7 @@
 //! `Actor` interface, and a bounded stateright model-checking smoke test.
 
 use crate::*;
-use quorumlab_kv::{Key, Layout, Op};
+use quorumlab_kv::{Datum, Key, Layout, Op};
 use stateright::actor::{Actor, Command, Id, Out};
 use std::borrow::Cow;
 
@@ -131,7 +131,7 @@ fn sent_req(cmds: &[Cmd], to: usize, f: impl Fn(&Msg) -> Option<u64>) -> u64 {
 fn replies_to(cmds: &[Cmd], to: usize) -> Vec<Body> {
     cmds.iter()
         .filter_map(|c| match c {
-            Command::Send(d, Msg::Reply { body, .. }) if *d == Id::from(to) => Some(*body),
+            Command::Send(d, Msg::Reply { body, .. }) if *d == Id::from(to) => Some(body.clone()),
             _ => None,
         })
         .collect()
@@ -338,7 +338,7 @@ fn fact_is_saved_only_when_more_than_seq_changes() {
     assert_eq!(replies_to(&c, 2), vec![Body::Nack]);
     // K/V from the leader: served; from anyone else: nack.
     let obj = Obj {
-        value: Some(5),
+        value: Some(Datum::Reg(5)),
         version: Version { epoch: 1, seq: 10 },
     };
     let c = n.deliver(
@@ -347,7 +347,7 @@ fn fact_is_saved_only_when_more_than_seq_changes() {
             ens: 0,
             req: 23,
             key: Key(3),
-            obj,
+            obj: obj.clone(),
             epoch: 1,
         },
     );

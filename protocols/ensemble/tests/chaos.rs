@@ -150,7 +150,7 @@ fn faithful_histories_are_linearizable_under_faults() {
                     c.req.key.0,
                     c.req.op,
                     c.invoke / MS,
-                    c.done.map(|(t, o)| (t / MS, o))
+                    c.done.as_ref().map(|(t, o)| (t / MS, o))
                 );
             }
             println!("{:#?}", r.faults);
@@ -193,13 +193,13 @@ fn checker_catches_a_stale_read() {
     let good = vec![
         call(0, 10, Op::Write(1), Outcome::Ok(None)),
         call(20, 30, Op::Write(2), Outcome::Ok(None)),
-        call(25, 35, Op::Read, Outcome::Ok(Some(1))),
+        call(25, 35, Op::Read, Outcome::read_reg(Some(1))),
     ];
     assert!(bad_keys(&good).is_empty());
     let bad = vec![
         call(0, 10, Op::Write(1), Outcome::Ok(None)),
         call(20, 30, Op::Write(2), Outcome::Ok(None)),
-        call(40, 50, Op::Read, Outcome::Ok(Some(1))),
+        call(40, 50, Op::Read, Outcome::read_reg(Some(1))),
     ];
     assert_eq!(bad_keys(&bad), vec![1]);
 }

@@ -118,7 +118,7 @@ fn crash_before_the_first_commit_gives_two_leaders_of_one_epoch() {
     let r = h.call_until_ok(1, 1, Op::Read, 60 * SEC);
     println!("leaders of epoch 1: {l} and {m}; read after both writes: {r:?}");
     for c in &h.calls {
-        let done = c.done.map(|(t, o)| (t / MS, o));
+        let done = c.done.as_ref().map(|(t, o)| (t / MS, o));
         println!(
             "  c{} {:?} @{} ms -> {done:?}",
             c.client,
@@ -128,7 +128,7 @@ fn crash_before_the_first_commit_gives_two_leaders_of_one_epoch() {
     }
     assert_eq!(
         r,
-        Some(Outcome::Ok(Some(b))),
+        Some(Outcome::read_reg(Some(b))),
         "the acknowledged write of {a} is lost"
     );
     assert_eq!(bad_keys(&h.calls), vec![1]);
@@ -277,7 +277,7 @@ fn five_peers_two_leaders_of_one_epoch_lose_a_write() {
     assert!(e.is_some_and(|e| e >= 2));
     assert_eq!(
         r,
-        Some(Outcome::Ok(Some(b))),
+        Some(Outcome::read_reg(Some(b))),
         "the acknowledged write of {a} is lost"
     );
     assert_eq!(bad_keys(&h.calls), vec![1]);

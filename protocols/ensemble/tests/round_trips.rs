@@ -89,7 +89,7 @@ fn round_trips_are_exact() {
         &mut h,
         2,
         Op::Read,
-        Outcome::Ok(Some(20)),
+        Outcome::read_reg(Some(20)),
         2,
         "get, fresh, valid lease",
     );
@@ -156,7 +156,7 @@ fn round_trips_are_exact() {
         &mut h,
         4,
         Op::Read,
-        Outcome::Ok(Some(40)),
+        Outcome::read_reg(Some(40)),
         2,
         "get after create",
     );
@@ -200,7 +200,7 @@ fn round_trips_are_exact() {
         &mut h,
         4,
         Op::Read,
-        Outcome::Ok(Some(40)),
+        Outcome::read_reg(Some(40)),
         6,
         "get, first in a new epoch (read+rewrite)",
     );
@@ -209,7 +209,7 @@ fn round_trips_are_exact() {
         &mut h,
         4,
         Op::Read,
-        Outcome::Ok(Some(40)),
+        Outcome::read_reg(Some(40)),
         2,
         "get, second in the new epoch",
     );
@@ -251,7 +251,7 @@ fn forwarded_request_costs_one_hop() {
     // Client 1 has never talked to anyone: it asks the first member of the preference list.
     let first = usize::from(h.layout.groups[0][0]);
     let (o, lat) = h.call(1, 1, Op::Read, 10 * SEC).unwrap();
-    assert_eq!(o, Outcome::Ok(Some(1)));
+    assert_eq!(o, Outcome::read_reg(Some(1)));
     let expect = if first == l { d(2) } else { d(3) };
     assert_eq!(lat, expect, "leader {l}, first member {first}");
 }

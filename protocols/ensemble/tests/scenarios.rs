@@ -27,18 +27,6 @@ fn wait_new_leader(h: &mut H, not: usize, epoch: u64, limit: u64) -> (usize, u64
     }
 }
 
-/// Every ok read of `key` in the history returned one of `allowed`.
-fn ok_reads(h: &H, key: u32) -> Vec<Option<u64>> {
-    h.calls
-        .iter()
-        .filter(|c| c.req.key.0 == key && c.req.op == Op::Read)
-        .filter_map(|c| match c.done {
-            Some((_, Outcome::Ok(v))) => Some(v),
-            _ => None,
-        })
-        .collect()
-}
-
 /// basic_test: put, get; suspend the leader → a new leader; reads continue; resume; reads
 /// continue.
 #[test]
@@ -51,7 +39,7 @@ fn basic() {
     );
     assert_eq!(
         h.call_until_ok(0, 1, Op::Read, 20 * SEC),
-        Some(Outcome::Ok(Some(100)))
+        Some(Outcome::read_reg(Some(100)))
     );
 
     h.sim.pause(l, 30 * SEC); // erlang:suspend_process(LeaderPid)
@@ -59,7 +47,7 @@ fn basic() {
     assert_ne!(l2, l);
     assert_eq!(
         h.call_until_ok(0, 1, Op::Read, 30 * SEC),
-        Some(Outcome::Ok(Some(100)))
+        Some(Outcome::read_reg(Some(100)))
     );
 
     // resume_process: the old leader wakes up still "leading", fails its tick, steps down
@@ -68,11 +56,11 @@ fn basic() {
     h.run_until(resume);
     assert_eq!(
         h.call_until_ok(0, 1, Op::Read, 30 * SEC),
-        Some(Outcome::Ok(Some(100)))
+        Some(Outcome::read_reg(Some(100)))
     );
     let (l3, _) = h.wait_stable(0, 30 * SEC).expect("stable after resume");
     assert_eq!(h.peer(l, 0).unwrap().fact.leader.map(usize::from), Some(l3));
-    assert!(ok_reads(&h, 1).iter().all(|v| *v == Some(100)));
+    assert!(h.ok_reads(1).iter().all(|v| *v == Some(100)));
 }
 
 /// drop_write_test: the backends of all peers but the first leader acknowledge puts without
@@ -94,7 +82,7 @@ fn drop_write() {
     );
     assert_eq!(
         h.call_until_ok(0, 7, Op::Read, 20 * SEC),
-        Some(Outcome::Ok(Some(70)))
+        Some(Outcome::read_reg(Some(70)))
     );
     for n in 0..5 {
         if n != l {
@@ -111,13 +99,13 @@ fn drop_write() {
     h.run_until(resumed);
     assert!(
         h.calls.iter().any(|c| c.req.key.0 == 7
-            && matches!(c.done, Some((t, o)) if t < resumed && !matches!(o, Outcome::Ok(_)))),
+            && matches!(&c.done, Some((t, o)) if *t < resumed && !matches!(o, Outcome::Ok(_)))),
         "while the only copy was suspended, the new leader refused to answer"
     );
     // read_until/1: retry until a read succeeds.
     let got = h.call_until_ok(0, 7, Op::Read, 120 * SEC);
-    assert_eq!(got, Some(Outcome::Ok(Some(70))));
-    let reads = ok_reads(&h, 7);
+    assert_eq!(got, Some(Outcome::read_reg(Some(70))));
+    let reads = h.ok_reads(7);
     assert!(
         reads.iter().all(|v| *v == Some(70)),
         "a read returned {reads:?}"
@@ -139,7 +127,7 @@ fn lease() {
     let before = h.stats();
     assert_eq!(
         h.call(0, 1, Op::Read, 10 * SEC).map(|x| x.0),
-        Some(Outcome::Ok(Some(5)))
+        Some(Outcome::read_reg(Some(5)))
     );
     assert_eq!(sent(&h.stats(), &before, "check_epoch"), 0);
 
@@ -148,7 +136,7 @@ fn lease() {
     let before = h.stats();
     assert_eq!(
         h.call(0, 1, Op::Read, 10 * SEC).map(|x| x.0),
-        Some(Outcome::Ok(Some(5)))
+        Some(Outcome::read_reg(Some(5)))
     );
     assert_eq!(sent(&h.stats(), &before, "check_epoch"), 2);
 
@@ -168,12 +156,12 @@ fn lease() {
     h.wait_stable(0, 60 * SEC).expect("stable");
     assert_eq!(
         h.call_until_ok(0, 1, Op::Read, 30 * SEC),
-        Some(Outcome::Ok(Some(5)))
+        Some(Outcome::read_reg(Some(5)))
     );
     h.sync_after_tick(0);
     assert_eq!(
         h.call(0, 1, Op::Read, 10 * SEC).map(|x| x.0),
-        Some(Outcome::Ok(Some(5)))
+        Some(Outcome::read_reg(Some(5)))
     );
 
     // A zero lease is never valid: the read falls back to check_epoch, which fails.
@@ -188,13 +176,13 @@ fn lease() {
     h.wait_stable(0, 60 * SEC).expect("stable");
     assert_eq!(
         h.call_until_ok(0, 1, Op::Read, 30 * SEC),
-        Some(Outcome::Ok(Some(5)))
+        Some(Outcome::read_reg(Some(5)))
     );
     assert_eq!(
         h.call_until_ok(0, 1, Op::Read, 30 * SEC),
-        Some(Outcome::Ok(Some(5)))
+        Some(Outcome::read_reg(Some(5)))
     );
-    assert!(ok_reads(&h, 1).iter().all(|v| *v == Some(5)));
+    assert!(h.ok_reads(1).iter().all(|v| *v == Some(5)));
 }
 
 /// read_tombstone_test: a read of a key nobody has writes no tombstone when every peer

@@ -46,17 +46,6 @@ fn depose(h: &mut H, n: usize) -> usize {
     l
 }
 
-fn ok_read_values(h: &H, key: u32) -> Vec<Option<u64>> {
-    h.calls
-        .iter()
-        .filter(|c| c.req.key.0 == key && c.req.op == Op::Read)
-        .filter_map(|c| match c.done {
-            Some((_, Outcome::Ok(v))) => Some(v),
-            _ => None,
-        })
-        .collect()
-}
-
 /// lease_pr49: with the old default (lease = tick·2/3 < tick) the lease runs out before the
 /// next tick renews it, so about a third of gets pay a check_epoch quorum round trip. The
 /// faithful lease (tick·3/2) never lapses on a healthy leader.
@@ -72,7 +61,7 @@ fn lease_pr49_makes_a_third_of_reads_pay_a_quorum() {
         );
         assert_eq!(
             h.call_until_ok(0, 1, Op::Read, 20 * SEC),
-            Some(Outcome::Ok(Some(1)))
+            Some(Outcome::read_reg(Some(1)))
         );
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let (mut checked, n) = (0, 300);
@@ -80,7 +69,7 @@ fn lease_pr49_makes_a_third_of_reads_pay_a_quorum() {
             h.run_for(rng.random_range(10..100) * MS);
             let before = h.stats();
             let (o, _) = h.call(0, 1, Op::Read, 10 * SEC).expect("completes");
-            assert_eq!(o, Outcome::Ok(Some(1)));
+            assert_eq!(o, Outcome::read_reg(Some(1)));
             if sent(&h.stats(), &before, "check_epoch") > 0 {
                 checked += 1;
             }
@@ -133,7 +122,7 @@ fn skip_rewrite_lets_reads_flip_flop() {
         // Read 1: quorum {l2, f}.
         assert_eq!(
             h.call_until_ok(0, 1, Op::Read, 30 * SEC),
-            Some(Outcome::Ok(Some(1)))
+            Some(Outcome::read_reg(Some(1)))
         );
         h.sim.network_mut().heal_all();
         h.wait_stable(0, 30 * SEC).expect("old leader follows");
@@ -148,21 +137,21 @@ fn skip_rewrite_lets_reads_flip_flop() {
         h.sim.network_mut().partition(&[vec![a], vec![f, l2]], now);
         let r3 = h.call_until_ok(0, 1, Op::Read, 30 * SEC);
         h.sim.network_mut().heal_all();
-        let reads = ok_read_values(&h, 1);
+        let reads = h.ok_reads(1);
         println!("{}: reads {reads:?}", v.name());
 
         match v {
             Variant::Faithful => {
                 assert_eq!(
                     (r2, r3),
-                    (Some(Outcome::Ok(Some(1))), Some(Outcome::Ok(Some(1))))
+                    (Some(Outcome::read_reg(Some(1))), Some(Outcome::read_reg(Some(1))))
                 );
                 assert!(bad_keys(&h.calls).is_empty());
             }
             _ => {
                 assert_eq!(
                     (r2, r3),
-                    (Some(Outcome::Ok(Some(2))), Some(Outcome::Ok(Some(1))))
+                    (Some(Outcome::read_reg(Some(2))), Some(Outcome::read_reg(Some(1))))
                 );
                 assert_eq!(
                     bad_keys(&h.calls),
@@ -223,14 +212,14 @@ fn volatile_fact_loses_writes_after_a_cluster_restart() {
         match v {
             Variant::Faithful => {
                 assert!(e_after > e_before);
-                assert_eq!(r, Some(Outcome::Ok(Some(2))));
+                assert_eq!(r, Some(Outcome::read_reg(Some(2))));
                 assert!(bad_keys(&h.calls).is_empty());
             }
             _ => {
                 assert!(e_after < e_before, "epochs restarted");
                 assert_eq!(
                     r,
-                    Some(Outcome::Ok(Some(1))),
+                    Some(Outcome::read_reg(Some(1))),
                     "the acknowledged write of 2 is lost"
                 );
                 assert_eq!(bad_keys(&h.calls), vec![1]);
@@ -254,7 +243,7 @@ fn a_slow_leader_clock_breaks_the_lease() {
         );
         assert_eq!(
             h.call_until_ok(0, 1, Op::Read, 20 * SEC),
-            Some(Outcome::Ok(Some(1)))
+            Some(Outcome::read_reg(Some(1)))
         );
         h.sync_after_tick(0);
         h.sim.set_clock_rate(a, rate);
@@ -278,7 +267,7 @@ fn a_slow_leader_clock_breaks_the_lease() {
                 assert!(bad_keys(&h.calls).is_empty());
             }
             _ => {
-                assert_eq!(o, Outcome::Ok(Some(1)), "stale read under a slow clock");
+                assert_eq!(o, Outcome::read_reg(Some(1)), "stale read under a slow clock");
                 assert_eq!(bad_keys(&h.calls), vec![1]);
             }
         }

@@ -9,7 +9,7 @@
 //! Values are kept as JSON so that histories from any source can be read; [`Event::from_op`]
 //! and friends build events from the typed KV contract.
 
-use crate::op::{FailKind, Op, Outcome, Request};
+use crate::op::{Datum, FailKind, Op, Outcome, Request};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 use std::io::{BufRead, Write};
@@ -72,13 +72,22 @@ pub struct Event {
     pub error: Option<String>,
 }
 
-/// The JSON value of an op at invocation (and of a non-read `ok`): `write`/`create` → v,
+/// The JSON value of an op at invocation (and of a non-read `ok`): `write`/`create`/`add` → v,
 /// `cas` → `[expected, new]`, `read`/`delete` → null.
 pub fn op_value(op: &Op) -> Json {
     match *op {
         Op::Read | Op::Delete => Json::Null,
-        Op::Write(v) | Op::Create(v) => json!(v),
+        Op::Write(v) | Op::Create(v) | Op::Add(v) => json!(v),
         Op::Cas { expected, new } => json!([expected, new]),
+    }
+}
+
+/// The JSON value of a read: a number for a register, a sorted array for a set, null if absent.
+pub fn datum_json(d: Option<&Datum>) -> Json {
+    match d {
+        None => Json::Null,
+        Some(Datum::Reg(v)) => json!(v),
+        Some(Datum::Set(s)) => json!(s.iter().collect::<Vec<_>>()),
     }
 }
 
@@ -102,7 +111,7 @@ impl Event {
         let (kind, value, error) = match outcome {
             Outcome::Ok(read) => {
                 let v = match req.op {
-                    Op::Read => read.map_or(Json::Null, |v| json!(v)),
+                    Op::Read => datum_json(read.as_ref()),
                     _ => op_value(&req.op),
                 };
                 (EventType::Ok, v, None)

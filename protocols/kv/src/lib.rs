@@ -18,4 +18,4 @@ pub use layout::Layout;
 pub use node::{
     ClientConfig, KvNode, KvProcess, KvProtocol, KvServer, Leadership, NodeState, NodeTimer, Wire,
 };
-pub use op::{FailKind, Key, Op, Outcome, Request, Value};
+pub use op::{Datum, FailKind, Key, KvMap, Op, Outcome, Request, Value, ValueSet};

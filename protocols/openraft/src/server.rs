@@ -351,7 +351,7 @@ async fn serve_client(
     let answer: Result<Outcome, (Option<u64>, RedirectReason)> = match policy {
         Some(policy) => match raft.ensure_linearizable(policy).await {
             Ok(_) => {
-                let v = sm.lock().expect("sm").data.kv.get(&req.key).copied();
+                let v = sm.lock().expect("sm").data.kv.get(&req.key).cloned();
                 Ok(Outcome::Ok(v))
             }
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {

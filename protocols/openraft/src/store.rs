@@ -6,7 +6,7 @@ use futures::StreamExt;
 use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf};
 use openraft::storage::{EntryResponder, IOFlushed, RaftLogStorage, RaftStateMachine};
 use openraft::{EntryPayload, LogState, RaftLogReader, RaftSnapshotBuilder};
-use quorumlab_kv::{Key, Outcome, Request, Value};
+use quorumlab_kv::{KvMap, Outcome, Request};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
@@ -210,30 +210,23 @@ impl RaftLogStorage<TC> for LogStore {
 /// retried requests: a retry of an applied request gets the first outcome back).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KvData {
-    pub kv: BTreeMap<Key, Value>,
+    pub kv: KvMap,
     pub last: BTreeMap<u64, (u64, Outcome)>,
 }
 
 impl KvData {
     /// Applies one command, deterministically on every replica.
     pub fn apply(&mut self, cmd: &Cmd) -> Outcome {
-        if let Some(&(id, out)) = self.last.get(&cmd.client) {
-            if cmd.req.id == id {
-                return out; // a retry of the request already applied
+        if let Some((id, out)) = self.last.get(&cmd.client) {
+            if cmd.req.id == *id {
+                return out.clone(); // a retry of the request already applied
             }
-            if cmd.req.id < id {
+            if cmd.req.id < *id {
                 return Outcome::Info; // an old retry overtaken by a newer request: ignored
             }
         }
-        let cur = self.kv.get(&cmd.req.key).copied();
-        let (out, new) = cmd.req.op.apply(cur);
-        if new != cur {
-            match new {
-                Some(v) => self.kv.insert(cmd.req.key, v),
-                None => self.kv.remove(&cmd.req.key),
-            };
-        }
-        self.last.insert(cmd.client, (cmd.req.id, out));
+        let (out, _) = cmd.req.apply_to(&mut self.kv);
+        self.last.insert(cmd.client, (cmd.req.id, out.clone()));
         out
     }
 }

@@ -2,7 +2,7 @@
 
 mod common;
 use common::*;
-use quorumlab_kv::{Key, Op, Outcome};
+use quorumlab_kv::{Datum, Key, Op, Outcome};
 use quorumlab_openraft::Params;
 use quorumlab_sim::MS;
 
@@ -41,7 +41,7 @@ fn leader_crash_re_election_writes_resume() {
         assert_eq!(o, Outcome::Ok(None));
         assert!(d < 10 * MS, "steady write took {d} ns");
     }
-    assert_eq!(c.call(0, 1, Op::Read).0, Outcome::Ok(Some(217)));
+    assert_eq!(c.call(0, 1, Op::Read).0, Outcome::read_reg(Some(217)));
     // The old leader restarts as a follower, replays its log and catches up.
     c.sim.restart(l0);
     c.run_for(500 * MS);
@@ -61,7 +61,7 @@ fn leader_crash_re_election_writes_resume() {
         .state_machine(0)
         .unwrap();
     assert_eq!(sm.lock().unwrap().data, leader_sm.lock().unwrap().data);
-    assert_eq!(sm.lock().unwrap().data.kv.get(&Key(1)), Some(&217));
+    assert_eq!(sm.lock().unwrap().data.kv.get(&Key(1)), Some(&Datum::Reg(217)));
     assert_eq!(c.panics(), 0);
 }
 
@@ -70,7 +70,7 @@ fn minority_partition_cannot_commit() {
     let mut c = cluster(5, 5, 1, 2, &Params::default(), constant(1.0), 5);
     let (l0, _) = c.await_leader(0, 3000 * MS).expect("leader");
     assert_eq!(c.call(0, 3, Op::Write(1)).0, Outcome::Ok(None));
-    assert_eq!(c.call(1, 3, Op::Read).0, Outcome::Ok(Some(1)));
+    assert_eq!(c.call(1, 3, Op::Read).0, Outcome::read_reg(Some(1)));
     // The old leader, one follower and client 0 on one side; three nodes and client 1 on the
     // other.
     let follower = (0..5).find(|&i| i != l0).unwrap();
@@ -105,13 +105,13 @@ fn minority_partition_cannot_commit() {
     // The minority side's state machines never saw value 2.
     for &i in &minority[..2] {
         let sm = c.sim.process(i).server().unwrap().state_machine(0).unwrap();
-        assert_eq!(sm.lock().unwrap().data.kv.get(&Key(3)), Some(&1), "n{i}");
+        assert_eq!(sm.lock().unwrap().data.kv.get(&Key(3)), Some(&Datum::Reg(1)), "n{i}");
     }
     let _ = committed_before;
     // After the heal, the deposed leader's uncommitted entry is overwritten and everyone agrees.
     c.sim.network_mut().heal_all();
     c.run_for(1000 * MS);
-    assert_eq!(c.call(0, 3, Op::Read).0, Outcome::Ok(Some(3)));
+    assert_eq!(c.call(0, 3, Op::Read).0, Outcome::read_reg(Some(3)));
     let sm = c
         .sim
         .process(l0)
@@ -119,7 +119,7 @@ fn minority_partition_cannot_commit() {
         .unwrap()
         .state_machine(0)
         .unwrap();
-    assert_eq!(sm.lock().unwrap().data.kv.get(&Key(3)), Some(&3));
+    assert_eq!(sm.lock().unwrap().data.kv.get(&Key(3)), Some(&Datum::Reg(3)));
     assert_eq!(c.panics(), 0);
 }
 
@@ -163,6 +163,6 @@ fn crash_losing_unsynced_write_recovers() {
     assert_eq!(c.call(0, 0, Op::Write(77)).0, Outcome::Ok(None));
     c.run_for(100 * MS);
     let sm = c.sim.process(f).server().unwrap().state_machine(0).unwrap();
-    assert_eq!(sm.lock().unwrap().data.kv.get(&Key(0)), Some(&77));
+    assert_eq!(sm.lock().unwrap().data.kv.get(&Key(0)), Some(&Datum::Reg(77)));
     assert_eq!(c.panics(), 0);
 }

@@ -28,7 +28,7 @@ fn measure(read: ReadMode, nodes: usize, d_ms: f64) -> (Vec<Nanos>, Vec<Nanos>, 
         assert_eq!(o, Outcome::Ok(None));
         w.push(dw);
         let (o, dr) = c.call(0, 1, Op::Read);
-        assert_eq!(o, Outcome::Ok(Some(100 + i)));
+        assert_eq!(o, Outcome::read_reg(Some(100 + i)));
         r.push(dr);
     }
     let sent = c.sim.net_stats().total.sent - sent0;

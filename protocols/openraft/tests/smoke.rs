@@ -16,7 +16,7 @@ fn elects_and_serves() {
     eprintln!("write {o2:?} {d2}");
     let (r, dr) = c.call(0, 1, Op::Read);
     eprintln!("read {r:?} {dr}");
-    assert_eq!(r, Outcome::Ok(Some(6)));
+    assert_eq!(r, Outcome::read_reg(Some(6)));
     eprintln!("{:?}", c.sim.net_stats().by_kind);
     assert_eq!(c.panics(), 0);
 }
@@ -38,7 +38,7 @@ fn sharded_groups_each_elect_and_serve() {
     for (g, k) in keys.iter().enumerate() {
         let k = k.expect("a key per group");
         assert_eq!(c.call(0, k, Op::Write(g as u64)).0, Outcome::Ok(None));
-        assert_eq!(c.call(0, k, Op::Read).0, Outcome::Ok(Some(g as u64)));
+        assert_eq!(c.call(0, k, Op::Read).0, Outcome::read_reg(Some(g as u64)));
     }
     // Each node hosts exactly the groups the layout places on it.
     for n in 0..5 {

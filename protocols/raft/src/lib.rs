@@ -48,7 +48,7 @@ pub struct Entry {
 }
 
 /// A server's answer to a client request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Resp {
     /// Applied (or read) with this outcome.
     Done(Outcome),

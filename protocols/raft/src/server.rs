@@ -1,7 +1,7 @@
 //! The Raft server actor: one per node, hosting a replica of every group placed on the node.
 
 use crate::{Cmd, Entry, Index, Log, Msg, Params, ReadMode, Resp, Term, Variant};
-use quorumlab_kv::{Key, KvServer, Layout, Leadership, Outcome, Value};
+use quorumlab_kv::{Key, KvMap, KvServer, Layout, Leadership, Outcome};
 use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -89,7 +89,7 @@ pub struct Replica {
     pub commit: Index,
     pub applied: Index,
     /// The state machine: rebuilt from the log (by re-applying) after a restart.
-    pub kv: BTreeMap<Key, Value>,
+    pub kv: KvMap,
     /// Heard from a current leader less than `election_timeout_min` ago.
     pub leader_contact: bool,
 }
@@ -396,14 +396,7 @@ impl Server {
             r.applied += 1;
             let e = r.d.log.get(r.applied).expect("commit <= last index");
             if let Cmd::Kv { client, req } = &e.cmd {
-                let cur = r.kv.get(&req.key).copied();
-                let (outcome, new) = req.op.apply(cur);
-                if new != cur {
-                    match new {
-                        Some(v) => r.kv.insert(req.key, v),
-                        None => r.kv.remove(&req.key),
-                    };
-                }
+                let (outcome, _) = req.apply_to(&mut r.kv);
                 if leader_term == Some(e.term) {
                     fx.o.send(
                         *client,
@@ -434,7 +427,7 @@ impl Server {
                     rd.client,
                     Msg::ClientResp {
                         id: rd.id,
-                        resp: Resp::Done(Outcome::Ok(kv.get(&rd.key).copied())),
+                        resp: Resp::Done(Outcome::Ok(kv.get(&rd.key).cloned())),
                     },
                 );
                 false
@@ -464,7 +457,7 @@ impl Server {
                     src,
                     Msg::ClientResp {
                         id: req.id,
-                        resp: Resp::Done(Outcome::Ok(r.kv.get(&req.key).copied())),
+                        resp: Resp::Done(Outcome::Ok(r.kv.get(&req.key).cloned())),
                     },
                 );
                 return;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use quorumlab_kv::{FailKind, Key, Op, Outcome, Request};
+use quorumlab_kv::{Datum, FailKind, Key, Op, Outcome, Request};
 use quorumlab_raft::{Cmd, Params, ReadMode, Variant};
 use quorumlab_sim::{Latency, LinkModel, MS};
 use rand::{Rng, SeedableRng};
@@ -47,7 +47,7 @@ fn round_trips_are_exact_under_constant_latency() {
         assert_eq!(o, Outcome::Ok(None));
         assert_eq!(t, 4 * dn, "{mode:?}: write = 2d + 2d");
         let (o, t) = call(&mut c.sim, 3, req(3, 1, Op::Read), ms(1000));
-        assert_eq!(o, Outcome::Ok(Some(7)));
+        assert_eq!(o, Outcome::read_reg(Some(7)));
         assert_eq!(t, read_rtt, "{mode:?}: read");
         // cas and create failures are decided by the state machine.
         let (o, _) = call(
@@ -85,7 +85,7 @@ fn round_trips_are_exact_under_constant_latency() {
         let (o, _) = call(&mut c.sim, 3, req(8, 1, Op::Create(5)), ms(1000));
         assert_eq!(o, Outcome::Ok(None));
         let (o, _) = call(&mut c.sim, 3, req(9, 1, Op::Read), ms(1000));
-        assert_eq!(o, Outcome::Ok(Some(5)));
+        assert_eq!(o, Outcome::read_reg(Some(5)));
         println!(
             "{mode:?}: write {:.1} ms, read {:.1} ms (d = {d} ms)",
             4.0 * d,
@@ -131,7 +131,7 @@ fn failover_elects_a_new_leader_and_writes_resume() {
         let st = server_state(&c.sim, old).unwrap();
         let r = st.groups[0].as_ref().unwrap();
         assert!(!r.is_leader());
-        assert_eq!(r.kv.get(&Key(1)), Some(&id));
+        assert_eq!(r.kv.get(&Key(1)), Some(&Datum::Reg(id)));
         println!(
             "seed {seed}: leaderless for {:.1} ms, first ok write {:.1} ms after the crash",
             gap as f64 / MS as f64,
@@ -198,7 +198,7 @@ fn minority_cannot_commit_and_its_entries_are_replaced_after_heal() {
     c.sim.network_mut().heal_all();
     c.sim.run_until(c.sim.now() + ms(2000));
     let (o, _) = call(&mut c.sim, b, req(99, 1, Op::Read), ms(3000));
-    assert_eq!(o, Outcome::Ok(Some(100 + id)));
+    assert_eq!(o, Outcome::read_reg(Some(100 + id)));
     c.sim.run_until(c.sim.now() + ms(500));
     let logs: Vec<_> = (0..5)
         .map(|i| {
@@ -222,7 +222,7 @@ fn minority_cannot_commit_and_its_entries_are_replaced_after_heal() {
                 .unwrap()
                 .kv
                 .get(&Key(1))
-                == Some(&(100 + id))
+                == Some(&Datum::Reg(100 + id))
         );
     }
 }
@@ -245,8 +245,8 @@ fn check_reads(
     committed: &BTreeMap<(u32, u64), quorumlab_raft::Entry>,
 ) -> Result<usize, String> {
     // Per key: (request id, value after) for each committed mutation, in log order.
-    let mut order: BTreeMap<Key, Vec<(u64, Option<u64>)>> = BTreeMap::new();
-    let mut value: BTreeMap<Key, Option<u64>> = BTreeMap::new();
+    let mut order: BTreeMap<Key, Vec<(u64, Option<Datum>)>> = BTreeMap::new();
+    let mut value: BTreeMap<Key, Option<Datum>> = BTreeMap::new();
     let mut expect_idx: BTreeMap<u32, u64> = BTreeMap::new();
     for (&(g, idx), e) in committed {
         let next = expect_idx.entry(g).or_insert(1);
@@ -256,9 +256,9 @@ fn check_reads(
         );
         *next += 1;
         if let Cmd::Kv { req, .. } = &e.cmd {
-            let cur = value.get(&req.key).copied().flatten();
+            let cur = value.get(&req.key).cloned().flatten();
             let (_, new) = req.op.apply(cur);
-            value.insert(req.key, new);
+            value.insert(req.key, new.clone());
             if req.op.is_mutation() {
                 order.entry(req.key).or_default().push((req.id, new));
             }
@@ -486,7 +486,7 @@ fn stale_read_after_isolation(variant: Variant) -> Outcome {
     );
     assert_eq!(
         call(&mut c.sim, a, req(2, 1, Op::Read), ms(2000)).0,
-        Outcome::Ok(Some(1))
+        Outcome::read_reg(Some(1))
     );
     let t = c.sim.now();
     let rest: Vec<usize> = (0..3).filter(|&i| i != old).chain([b]).collect();
@@ -507,12 +507,12 @@ fn stale_read_after_isolation(variant: Variant) -> Outcome {
 fn unbounded_lease_serves_stale_reads_faithful_lease_does_not() {
     assert_eq!(
         stale_read_after_isolation(Variant::UnboundedLease),
-        Outcome::Ok(Some(1))
+        Outcome::read_reg(Some(1))
     );
     let faithful = stale_read_after_isolation(Variant::Faithful);
     assert_ne!(
         faithful,
-        Outcome::Ok(Some(1)),
+        Outcome::read_reg(Some(1)),
         "faithful lease served a stale read"
     );
 }
@@ -534,7 +534,7 @@ fn multi_raft_groups_spread_leadership_and_serve_all_keys() {
         );
         assert_eq!(o, Outcome::Ok(None));
         let (o, _) = call(&mut c.sim, 5, req(k as u64 * 2 + 2, k, Op::Read), ms(3000));
-        assert_eq!(o, Outcome::Ok(Some(k as u64)));
+        assert_eq!(o, Outcome::read_reg(Some(k as u64)));
     }
 }
 
@@ -557,10 +557,10 @@ fn read_checker_catches_a_stale_read() {
         (5, req(1, 1, Op::Write(10)), Outcome::Ok(None)),
         (20, req(2, 1, Op::Write(20)), Outcome::Ok(None)),
         // Concurrent with write 2: either value is fine.
-        (25, req(4, 1, Op::Read), Outcome::Ok(Some(10))),
+        (25, req(4, 1, Op::Read), Outcome::read_reg(Some(10))),
     ];
     assert_eq!(check_reads(&layout, &invoked, &history, &committed), Ok(1));
     // Invoked after write 2 completed, returns the old value: stale.
-    history.push((40, req(3, 1, Op::Read), Outcome::Ok(Some(10))));
+    history.push((40, req(3, 1, Op::Read), Outcome::read_reg(Some(10))));
     assert!(check_reads(&layout, &invoked, &history, &committed).is_err());
 }

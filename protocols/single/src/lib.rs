@@ -4,14 +4,13 @@
 //! crash loses nothing acknowledged (unless the crash also loses un-synced writes).
 
 use quorumlab_kv::{
-    ClientAdapter, ClientConfig, ClientOut, Key, KvClient, KvNode, KvProtocol, KvServer, Layout,
-    Leadership, Outcome, Request, Value,
+    ClientAdapter, ClientConfig, ClientOut, KvClient, KvNode, KvProtocol, KvServer, Layout,
+    KvMap, Leadership, Outcome, Request,
 };
 use quorumlab_sim::{ActorProcess, Message};
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Msg {
@@ -38,8 +37,8 @@ pub struct Server;
 impl Actor for Server {
     type Msg = Msg;
     type Timer = ();
-    type State = BTreeMap<Key, Value>;
-    type Storage = BTreeMap<Key, Value>;
+    type State = KvMap;
+    type Storage = KvMap;
     type Random = ();
 
     fn on_start(
@@ -53,15 +52,13 @@ impl Actor for Server {
 
     fn on_msg(&self, _id: Id, state: &mut Cow<Self::State>, src: Id, msg: Msg, o: &mut Out<Self>) {
         if let Msg::Req(req) = msg {
-            let cur = state.get(&req.key).copied();
-            let (outcome, new) = req.op.apply(cur);
-            if new != cur {
-                let map = state.to_mut();
-                match new {
-                    Some(v) => map.insert(req.key, v),
-                    None => map.remove(&req.key),
-                };
-                o.save(map.clone());
+            let (outcome, changed) = if req.op.is_mutation() {
+                req.apply_to(state.to_mut())
+            } else {
+                (req.op.apply(state.get(&req.key).cloned()).0, false)
+            };
+            if changed {
+                o.save(state.as_ref().clone());
             }
             o.send(src, Msg::Resp(req.id, outcome));
         }

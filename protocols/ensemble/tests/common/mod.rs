@@ -170,7 +170,7 @@ impl H {
             }
         }
         let call = &self.calls[i];
-        call.done.map(|(t, o)| (o, t - call.invoke))
+        call.done.clone().map(|(t, o)| (o, t - call.invoke))
     }
 
     /// Repeats `op` until it is ok (each attempt waits for its completion), up to `limit`.
@@ -276,7 +276,19 @@ impl H {
         let g = self.layout.group_of(Key(key));
         self.peer(n, g)
             .and_then(|p| p.dur.data.get(Key(key)).obj)
-            .map(|o| o.value)
+            .map(|o| o.value.and_then(|d| d.reg()))
+    }
+
+    /// The values every ok read of `key` returned, in call order.
+    pub fn ok_reads(&self, key: u32) -> Vec<Option<Value>> {
+        self.calls
+            .iter()
+            .filter(|c| c.req.key.0 == key && c.req.op == Op::Read)
+            .filter_map(|c| match &c.done {
+                Some((_, Outcome::Ok(v))) => Some(v.as_ref().and_then(|d| d.reg())),
+                _ => None,
+            })
+            .collect()
     }
 
     pub fn stats(&self) -> NetStats {
