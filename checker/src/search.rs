@@ -530,7 +530,10 @@ pub(crate) fn check(ops: &[SOp], model: &mut Model, budget: &Budget, stats: &mut
                         // continuation can satisfy
                         Some((at, read))
                             if at == serial
-                                && matches!(kinds[blocked as usize], Kind::Append(_) | Kind::Add(_)) =>
+                                && matches!(
+                                    kinds[blocked as usize],
+                                    Kind::Append(_) | Kind::Add(_)
+                                ) =>
                         {
                             read
                         }

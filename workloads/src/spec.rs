@@ -699,7 +699,10 @@ impl Spec {
                 if w.set_keys > w.keys {
                     return e(
                         "workload.set_keys",
-                        format!("must be at most workload.keys ({}), got {}", w.keys, w.set_keys),
+                        format!(
+                            "must be at most workload.keys ({}), got {}",
+                            w.keys, w.set_keys
+                        ),
                     );
                 }
                 if m.add > 0.0 && w.set_keys == 0 {

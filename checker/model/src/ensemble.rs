@@ -238,7 +238,9 @@ impl Proto for EnsembleProto {
                 key, obj, epoch, ..
             } => format!(
                 "put {key}={} v{} e{epoch}",
-                obj.value.as_ref().map_or("notfound".into(), |v| v.to_string()),
+                obj.value
+                    .as_ref()
+                    .map_or("notfound".into(), |v| v.to_string()),
                 vsn(obj.version.epoch, obj.version.seq)
             ),
             Msg::CheckEpoch { epoch, .. } => format!("check_epoch e{epoch}"),
@@ -256,7 +258,9 @@ impl Proto for EnsembleProto {
                 Body::Obj(None) => "reply notfound".into(),
                 Body::Obj(Some(o)) => format!(
                     "reply obj {} v{}",
-                    o.value.as_ref().map_or("tombstone".into(), |v| v.to_string()),
+                    o.value
+                        .as_ref()
+                        .map_or("tombstone".into(), |v| v.to_string()),
                     vsn(o.version.epoch, o.version.seq)
                 ),
                 Body::Nack => "reply nack".into(),

@@ -963,7 +963,10 @@ impl Peer {
         a.local = rec.obj.clone();
         a.known = rec.known;
         // is_current/4: exists, not older than the tree says, and of the current epoch.
-        let current = rec.obj.as_ref().is_some_and(|o| o.version.epoch == fresh_epoch)
+        let current = rec
+            .obj
+            .as_ref()
+            .is_some_and(|o| o.version.epoch == fresh_epoch)
             && verify(rec.obj.as_ref(), rec.known);
         match (a.job.req.op, current) {
             (Op::Read, true) => self.check_lease(w, cx),
@@ -977,7 +980,10 @@ impl Peer {
     /// handler, at the same virtual instant).
     fn check_lease(&mut self, w: u32, cx: &mut Cx) {
         if cx.trust_lease() && self.lease {
-            let v = self.active(w).and_then(|a| a.local.clone()).and_then(|o| o.value);
+            let v = self
+                .active(w)
+                .and_then(|a| a.local.clone())
+                .and_then(|o| o.value);
             self.finish(w, Some(KvReply::Ok(v)), cx);
             return;
         }

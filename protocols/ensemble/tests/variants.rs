@@ -144,14 +144,20 @@ fn skip_rewrite_lets_reads_flip_flop() {
             Variant::Faithful => {
                 assert_eq!(
                     (r2, r3),
-                    (Some(Outcome::read_reg(Some(1))), Some(Outcome::read_reg(Some(1))))
+                    (
+                        Some(Outcome::read_reg(Some(1))),
+                        Some(Outcome::read_reg(Some(1)))
+                    )
                 );
                 assert!(bad_keys(&h.calls).is_empty());
             }
             _ => {
                 assert_eq!(
                     (r2, r3),
-                    (Some(Outcome::read_reg(Some(2))), Some(Outcome::read_reg(Some(1))))
+                    (
+                        Some(Outcome::read_reg(Some(2))),
+                        Some(Outcome::read_reg(Some(1)))
+                    )
                 );
                 assert_eq!(
                     bad_keys(&h.calls),
@@ -267,7 +273,11 @@ fn a_slow_leader_clock_breaks_the_lease() {
                 assert!(bad_keys(&h.calls).is_empty());
             }
             _ => {
-                assert_eq!(o, Outcome::read_reg(Some(1)), "stale read under a slow clock");
+                assert_eq!(
+                    o,
+                    Outcome::read_reg(Some(1)),
+                    "stale read under a slow clock"
+                );
                 assert_eq!(bad_keys(&h.calls), vec![1]);
             }
         }

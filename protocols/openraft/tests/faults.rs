@@ -61,7 +61,10 @@ fn leader_crash_re_election_writes_resume() {
         .state_machine(0)
         .unwrap();
     assert_eq!(sm.lock().unwrap().data, leader_sm.lock().unwrap().data);
-    assert_eq!(sm.lock().unwrap().data.kv.get(&Key(1)), Some(&Datum::Reg(217)));
+    assert_eq!(
+        sm.lock().unwrap().data.kv.get(&Key(1)),
+        Some(&Datum::Reg(217))
+    );
     assert_eq!(c.panics(), 0);
 }
 
@@ -105,7 +108,11 @@ fn minority_partition_cannot_commit() {
     // The minority side's state machines never saw value 2.
     for &i in &minority[..2] {
         let sm = c.sim.process(i).server().unwrap().state_machine(0).unwrap();
-        assert_eq!(sm.lock().unwrap().data.kv.get(&Key(3)), Some(&Datum::Reg(1)), "n{i}");
+        assert_eq!(
+            sm.lock().unwrap().data.kv.get(&Key(3)),
+            Some(&Datum::Reg(1)),
+            "n{i}"
+        );
     }
     let _ = committed_before;
     // After the heal, the deposed leader's uncommitted entry is overwritten and everyone agrees.
@@ -119,7 +126,10 @@ fn minority_partition_cannot_commit() {
         .unwrap()
         .state_machine(0)
         .unwrap();
-    assert_eq!(sm.lock().unwrap().data.kv.get(&Key(3)), Some(&Datum::Reg(3)));
+    assert_eq!(
+        sm.lock().unwrap().data.kv.get(&Key(3)),
+        Some(&Datum::Reg(3))
+    );
     assert_eq!(c.panics(), 0);
 }
 
@@ -163,6 +173,9 @@ fn crash_losing_unsynced_write_recovers() {
     assert_eq!(c.call(0, 0, Op::Write(77)).0, Outcome::Ok(None));
     c.run_for(100 * MS);
     let sm = c.sim.process(f).server().unwrap().state_machine(0).unwrap();
-    assert_eq!(sm.lock().unwrap().data.kv.get(&Key(0)), Some(&Datum::Reg(77)));
+    assert_eq!(
+        sm.lock().unwrap().data.kv.get(&Key(0)),
+        Some(&Datum::Reg(77))
+    );
     assert_eq!(c.panics(), 0);
 }

@@ -4,8 +4,8 @@
 //! crash loses nothing acknowledged (unless the crash also loses un-synced writes).
 
 use quorumlab_kv::{
-    ClientAdapter, ClientConfig, ClientOut, KvClient, KvNode, KvProtocol, KvServer, Layout,
-    KvMap, Leadership, Outcome, Request,
+    ClientAdapter, ClientConfig, ClientOut, KvClient, KvMap, KvNode, KvProtocol, KvServer, Layout,
+    Leadership, Outcome, Request,
 };
 use quorumlab_sim::{ActorProcess, Message};
 use serde::{Deserialize, Serialize};
