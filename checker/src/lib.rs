@@ -22,6 +22,7 @@ mod model;
 mod prepare;
 mod report;
 mod search;
+pub mod set;
 
 pub use edn::{Edn, EdnError};
 pub use input::{
@@ -29,6 +30,7 @@ pub use input::{
 };
 pub use prepare::HistoryStats;
 pub use report::{CheckReport, KeyResult, OpOutcome, OpView, Verdict, Violation};
+pub use set::{check_sets, SetKeyResult, SetReport};
 
 use model::Model;
 use prepare::{KeyOps, Locator, Prepared};

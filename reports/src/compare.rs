@@ -70,6 +70,7 @@ pub fn compare_csv(runs: &[CompareRun]) -> String {
     let mut head: Vec<String> = vec!["protocol".into(), "seed".into(), "run_dir".into()];
     head.extend(names.iter().map(|s| s.to_string()));
     head.push("linearizable_verdict".into());
+    head.extend(["set_verdict", "lost_adds", "acked_adds", "convergence_ms"].map(String::from));
     let mut c = Csv::new(&head);
     for r in runs {
         let mut row = vec![
@@ -79,6 +80,15 @@ pub fn compare_csv(runs: &[CompareRun]) -> String {
         ];
         row.extend(headline(&r.summary).iter().map(|(_, v)| csv::opt(*v)));
         row.push(html::verdict_text(&r.summary.linearizable));
+        match &r.summary.sets {
+            Some(x) => row.extend([
+                x.verdict.clone(),
+                x.lost.to_string(),
+                x.acknowledged.to_string(),
+                csv::opt(x.convergence_ns.map(|ns| ns as f64 / 1e6)),
+            ]),
+            None => row.extend(["", "", "", ""].map(String::from)),
+        }
         c.row(&row);
     }
     c.into_string()
@@ -152,6 +162,11 @@ pub fn compare_html(dir: &Path, spec: &Spec, seed: u64, runs: &[CompareRun]) -> 
                 num(s.messages.bytes_per_ok_op),
                 s.leadership.elections.to_string(),
                 html::verdict(&s.linearizable, violation_href(dir, r).as_deref()),
+                s.sets.as_ref().map_or("–".into(), html::set_verdict),
+                s.sets
+                    .as_ref()
+                    .and_then(|x| x.convergence_ns)
+                    .map_or("–".into(), |ns| html::ms(ns as f64 / 1e6)),
             ]
         })
         .collect();
@@ -168,6 +183,8 @@ pub fn compare_html(dir: &Path, spec: &Spec, seed: u64, runs: &[CompareRun]) -> 
             "bytes/op",
             "elections",
             "linearizable",
+            "set: lost adds",
+            "converged after heal",
         ],
         &rows,
     );

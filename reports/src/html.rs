@@ -197,6 +197,23 @@ pub fn ms(x: f64) -> String {
     }
 }
 
+/// The set checker's headline: lost acknowledged adds (and unexpected ones), coloured.
+pub fn set_verdict(r: &quorumlab_checker::SetReport) -> String {
+    let class = match r.verdict.as_str() {
+        "valid" => "good",
+        "invalid" => "bad",
+        _ => "",
+    };
+    let mut t = format!("{} lost of {} acked", r.lost, r.acknowledged);
+    if r.unexpected > 0 {
+        t += &format!(", {} unexpected", r.unexpected);
+    }
+    if r.unread_keys > 0 {
+        t += &format!(", {} keys unread", r.unread_keys);
+    }
+    format!("<span class=\"{class}\">{t}</span>")
+}
+
 /// The linearizability verdict of a summary as HTML; links `violation_href` when not
 /// linearizable.
 pub fn verdict(v: &serde_json::Value, violation_href: Option<&str>) -> String {

@@ -219,6 +219,18 @@ fn cards(s: &Summary, violation: Option<&str>) -> String {
     );
     c += &card(num(s.messages.per_ok_op), "messages per ok op");
     c += &card(html::verdict(&s.linearizable, violation), "linearizability");
+    if let Some(sets) = &s.sets {
+        c += &card(html::set_verdict(sets), "set checker: lost adds");
+        c += &card(
+            sets.convergence_ns
+                .map_or("–".into(), |ns| html::ms(ns as f64 / 1e6)),
+            "convergence after the final heal",
+        );
+        c += &card(
+            format!("{} of {}", sets.stale_reads, sets.reads),
+            "stale set reads",
+        );
+    }
     c.push_str("</div>\n");
     c
 }

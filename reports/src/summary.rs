@@ -93,6 +93,10 @@ pub struct Summary {
     /// Per fault: time to the first ok op on the affected keys, and from its end (heal) to
     /// full recovery (see `metrics`).
     pub unavailability: Vec<Unavailability>,
+    /// The set checker (lost / unexpected adds, stale reads, convergence after the final
+    /// heal), for runs with set-valued keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sets: Option<quorumlab_checker::SetReport>,
 }
 
 fn percentiles(h: &Histogram<u64>) -> Percentiles {
@@ -225,6 +229,7 @@ pub fn summarize(run: &RunOutput, history_bytes: &[u8], wall_seconds: f64) -> Su
         history_sha256: format!("{:x}", Sha256::digest(history_bytes)),
         linearizable: serde_json::Value::Null,
         unavailability: crate::metrics::run_unavailability(run),
+        sets: quorumlab_checker::check_sets(&run.history),
     }
 }
 

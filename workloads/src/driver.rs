@@ -84,7 +84,12 @@ enum Action {
     Arrival,
     Fault(usize),
     GenStart(usize),
-    GenEnd { gen: usize, target: usize },
+    GenEnd {
+        gen: usize,
+        target: usize,
+    },
+    /// One round of final reads (round number).
+    FinalRound(u64),
     Sample,
     MeasureStart,
     MeasureEnd,
@@ -158,6 +163,8 @@ struct Driver<'s, P: KvProtocol> {
     skipped: u64,
     net_at_start: NetStats,
     net_window: Option<NetStats>,
+    /// Set when the final phase starts: its end.
+    final_until: Option<Nanos>,
 }
 
 impl<P: KvProtocol> Driver<'_, P> {
@@ -176,6 +183,10 @@ impl<P: KvProtocol> Driver<'_, P> {
             return;
         }
         let req = self.gen.next_for(c, &mut self.wrng);
+        self.send_request(c, req);
+    }
+
+    fn send_request(&mut self, c: usize, req: Request) {
         let now = self.sim.now();
         let process = self.clients[c].process;
         self.record(Event::invoke(now, process, &req));
@@ -197,9 +208,65 @@ impl<P: KvProtocol> Driver<'_, P> {
         if matches!(outcome, Outcome::Info) {
             self.clients[c].process += self.clients.len() as u64;
         }
-        if self.spec.workload.mode == Mode::Closed {
+        if self.spec.workload.mode == Mode::Closed && self.final_until.is_none() {
             let t = now + ms(self.spec.workload.think_ms);
             self.at(t, Action::Invoke(c));
+        }
+    }
+
+    /// The end of the measured phase: heal everything and start the final reads.
+    fn start_final_phase(&mut self) {
+        let now = self.sim.now();
+        let w = &self.spec.workload;
+        self.final_until = Some(now + secs(w.quiet_s));
+        self.sim.network_mut().heal_all();
+        let mut restarted = Vec::new();
+        for i in 0..self.layout.nodes {
+            if !self.sim.is_up(i) {
+                self.sim.restart(i);
+                restarted.push(i);
+            }
+            if self.sim.clock_rate(i) != 1.0 {
+                self.sim.set_clock_rate(i, 1.0);
+            }
+        }
+        let d = format!(
+            "final heal: all links healed, clocks at 1x{}; final reads for {} s",
+            if restarted.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", restarted {}",
+                    restarted
+                        .iter()
+                        .map(|&i| self.node_name(i))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
+            w.quiet_s
+        );
+        self.log_fault("final-heal", d, restarted, true);
+        self.at(now, Action::FinalRound(0));
+    }
+
+    /// Final reads, round `r`: every idle client reads one set key, round-robin, so that over
+    /// the rounds every client (and so every coordinator a client uses) reads every key.
+    fn final_round(&mut self, r: u64) {
+        let sets = u64::from(self.spec.workload.set_key_count());
+        let n = self.clients.len() as u64;
+        for c in 0..self.clients.len() {
+            if self.clients[c].outstanding.is_some() {
+                continue;
+            }
+            let key = quorumlab_kv::Key(((r * n + c as u64) % sets) as u32);
+            let req = self.gen.read_of(key);
+            self.send_request(c, req);
+        }
+        let now = self.sim.now();
+        let next = now + ms(self.spec.workload.final_read_every_ms);
+        if self.final_until.is_some_and(|end| next <= end) {
+            self.at(next, Action::FinalRound(r + 1));
         }
     }
 
@@ -637,6 +704,7 @@ pub fn run<P: KvProtocol>(
         skipped: 0,
         net_at_start: NetStats::default(),
         net_window: None,
+        final_until: None,
     };
     match w.mode {
         Mode::Closed => {
@@ -660,7 +728,12 @@ pub fn run<P: KvProtocol>(
     d.at(measure_to, Action::MeasureEnd);
 
     // Main loop: run the simulator up to the next driver action; react to completions at once.
-    let hard_stop = measure_to + ms(w.timeout_ms) * 2 + SEC;
+    let final_phase = if w.final_reads_on() {
+        secs(w.quiet_s) + ms(w.timeout_ms) * 2 + SEC
+    } else {
+        0
+    };
+    let hard_stop = measure_to + ms(w.timeout_ms) * 2 + SEC + final_phase;
     let mut last_progress = 0;
     loop {
         let next = d
@@ -677,7 +750,13 @@ pub fn run<P: KvProtocol>(
         if now >= measure_to && d.issuing {
             d.issuing = false;
         }
-        if !d.issuing && d.clients.iter().all(|c| c.outstanding.is_none()) {
+        let idle = d.clients.iter().all(|c| c.outstanding.is_none());
+        if !d.issuing && idle && w.final_reads_on() && d.final_until.is_none() {
+            d.start_final_phase();
+            continue;
+        }
+        let final_done = d.final_until.is_none_or(|end| now >= end);
+        if !d.issuing && idle && final_done {
             break;
         }
         if now >= hard_stop {
@@ -706,11 +785,14 @@ pub fn run<P: KvProtocol>(
                         d.at(now + g, Action::Arrival);
                     }
                 }
+                // No new faults once the final phase has healed everything.
+                Action::Fault(_) | Action::GenStart(_) if d.final_until.is_some() => {}
                 Action::Fault(i) => {
                     let f = spec.faults[i].fault.clone();
                     d.apply(&f);
                 }
                 Action::GenStart(g) => d.gen_start(g),
+                Action::FinalRound(r) => d.final_round(r),
                 Action::GenEnd { gen, target } => d.gen_end(gen, target),
                 Action::MeasureStart => d.net_at_start = d.sim.net_stats().clone(),
                 Action::MeasureEnd => {

@@ -190,6 +190,11 @@ impl OpGen {
         self.request(reg_key, op)
     }
 
+    /// A read of `key` (for the final reads).
+    pub fn read_of(&mut self, key: Key) -> Request {
+        self.request(key, Op::Read)
+    }
+
     /// `add_friend(a, b)`: `b` joins `a`'s following now, `a` joins `b`'s followers next.
     fn add_friend(&mut self, client: usize, rng: &mut ChaCha8Rng) -> Request {
         let users = self.n_keys / 2;
@@ -306,5 +311,80 @@ mod tests {
             })
             .collect();
         assert_eq!(first, vec![(0, true), (1, true), (2, true), (3, true)]);
+    }
+
+    #[test]
+    fn adds_go_to_set_keys_and_register_ops_elsewhere() {
+        let w = Workload {
+            keys: 10,
+            set_keys: 3,
+            mix: Mix {
+                read: 20.0,
+                write: 20.0,
+                cas: 20.0,
+                create: 10.0,
+                delete: 10.0,
+                add: 20.0,
+            },
+            ..Workload::default()
+        };
+        let mut g = OpGen::new(&w);
+        let mut r = rng();
+        let (mut adds, mut regs, mut set_reads) = (0, 0, 0);
+        let mut elems = std::collections::BTreeSet::new();
+        for _ in 0..5000 {
+            let q = g.next(&mut r);
+            match q.op {
+                Op::Add(e) => {
+                    assert!(q.key.0 < 3, "{q:?}");
+                    assert!(elems.insert(e), "elements are unique");
+                    adds += 1;
+                }
+                Op::Read => set_reads += usize::from(q.key.0 < 3),
+                _ => {
+                    assert!(q.key.0 >= 3, "{q:?}");
+                    regs += 1;
+                }
+            }
+        }
+        assert!(
+            adds > 800 && regs > 2500 && set_reads > 100,
+            "{adds} {regs} {set_reads}"
+        );
+    }
+
+    #[test]
+    fn friends_pairs_come_from_the_same_client_in_order() {
+        let w = Workload {
+            keys: 8,
+            pattern: Pattern::Friends,
+            mix: Mix {
+                read: 0.0,
+                write: 0.0,
+                cas: 0.0,
+                create: 0.0,
+                delete: 0.0,
+                add: 1.0,
+            },
+            ..Workload::default()
+        };
+        let mut g = OpGen::new(&w);
+        let mut r = rng();
+        for _ in 0..200 {
+            // two clients interleaved: each gets its own pair
+            let a0 = g.next_for(0, &mut r);
+            let a1 = g.next_for(1, &mut r);
+            let b0 = g.next_for(0, &mut r);
+            let b1 = g.next_for(1, &mut r);
+            for (first, second) in [(a0, b0), (a1, b1)] {
+                let (Op::Add(b), Op::Add(a)) = (first.op, second.op) else {
+                    panic!("{first:?} {second:?}")
+                };
+                assert_eq!(first.key, following_key(a as u32), "b joins a's following");
+                assert_eq!(second.key, followers_key(b as u32), "a joins b's followers");
+                assert_ne!(a, b);
+                assert!(a < 4 && b < 4);
+            }
+        }
     }
 }

@@ -230,6 +230,29 @@ pub struct Workload {
     pub duration_s: f64,
     /// Client timeout: an op unanswered this long completes as `info`.
     pub timeout_ms: f64,
+    /// After the measured phase (Jepsen's final generator): heal every fault (links healed,
+    /// crashed nodes restarted, clocks reset), then for `quiet_s` seconds read every
+    /// set-valued key round-robin from every client, every `final_read_every_ms`. The set
+    /// checker uses these reads for lost adds and convergence. Default: on iff the run has
+    /// set-valued keys.
+    pub final_reads: Option<bool>,
+    pub quiet_s: f64,
+    pub final_read_every_ms: f64,
+}
+
+impl Workload {
+    /// Number of set-valued keys (`k0 .. k{n-1}`).
+    pub fn set_key_count(&self) -> u32 {
+        match self.pattern {
+            Pattern::Kv => self.set_keys,
+            Pattern::Friends => self.keys,
+        }
+    }
+
+    /// Whether the run ends with a final-reads phase.
+    pub fn final_reads_on(&self) -> bool {
+        self.final_reads.unwrap_or(self.set_key_count() > 0) && self.set_key_count() > 0
+    }
 }
 
 impl Default for Workload {
@@ -249,6 +272,9 @@ impl Default for Workload {
             warmup_s: 1.0,
             duration_s: 30.0,
             timeout_ms: 1000.0,
+            final_reads: None,
+            quiet_s: 5.0,
+            final_read_every_ms: 100.0,
         }
     }
 }
@@ -665,6 +691,20 @@ impl Spec {
         pos("workload.think_ms", w.think_ms)?;
         pos("workload.warmup_s", w.warmup_s)?;
         pos("workload.duration_s", w.duration_s)?;
+        pos("workload.quiet_s", w.quiet_s)?;
+        if !(w.final_read_every_ms.is_finite() && w.final_read_every_ms > 0.0) {
+            return e(
+                "workload.final_read_every_ms",
+                format!("must be > 0, got {}", w.final_read_every_ms),
+            );
+        }
+        if w.final_reads == Some(true) && w.set_key_count() == 0 {
+            return e(
+                "workload.final_reads",
+                "final reads read the set-valued keys, and this workload has none (set_keys = 0)"
+                    .into(),
+            );
+        }
         if w.duration_s <= 0.0 {
             return e("workload.duration_s", "must be > 0".into());
         }

@@ -224,3 +224,49 @@ fn unknown_region_is_a_spec_error() {
     assert!(e.msg.contains("mars"), "{e}");
     assert_eq!(e.line, Some(4));
 }
+
+/// Sets under a partition, through every consensus protocol: the run ends with the final heal
+/// and final reads; no acknowledged add is lost, the history (adds included) is linearizable.
+#[test]
+fn set_workload_with_final_reads_loses_no_add_under_consensus() {
+    let spec = Spec::default_with(&[
+        "workload.duration_s=6".into(),
+        "workload.warmup_s=1".into(),
+        "workload.keys=8".into(),
+        "workload.set_keys=3".into(),
+        "workload.mix={ read = 30, write = 20, cas = 10, add = 40 }".into(),
+        "workload.quiet_s=2".into(),
+        "faults=[{ at_s = 2.5, fault = { kind = \"isolate_leader\", group = 0 } }, \
+                 { at_s = 4.5, fault = { kind = \"heal\" } }]"
+            .into(),
+    ])
+    .unwrap();
+    for name in ["single", "raft", "ensemble", "openraft"] {
+        let out = quorumlab_workloads::run_named(name, &spec, 7, RunOptions::default()).unwrap();
+        let heal = out
+            .history
+            .iter()
+            .find(|e| e.process.is_nemesis() && e.f == "final-heal")
+            .unwrap_or_else(|| panic!("{name}: no final heal"))
+            .time;
+        let final_reads = out
+            .history
+            .iter()
+            .filter(|e| e.time > heal && e.f == "read" && e.kind == EventType::Ok)
+            .count();
+        assert!(final_reads >= 20, "{name}: {final_reads} final reads");
+        let sets = quorumlab_checker::check_sets(&out.history).expect("set keys");
+        assert_eq!(sets.keys, 3, "{name}");
+        assert!(sets.acknowledged > 50, "{name}: {sets:?}");
+        assert_eq!((sets.lost, sets.unexpected), (0, 0), "{name}: {sets:?}");
+        assert_eq!(sets.verdict, "valid", "{name}");
+        assert!(sets.convergence_ns.is_some(), "{name}: {sets:?}");
+        let lin = quorumlab_checker::check_events(&out.history, &Default::default());
+        assert_eq!(
+            lin.verdict,
+            quorumlab_checker::Verdict::Linearizable,
+            "{name}: {:?}",
+            lin.violations.first()
+        );
+    }
+}
