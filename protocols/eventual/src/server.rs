@@ -565,9 +565,9 @@ impl Server {
                 let tg = fsm.targets.get_mut(&t).expect("target");
                 tg.dropped = true;
                 let primary = tg.hint.unwrap_or(t);
-                // Only while the client still waits: once answered, a slow replica is left
-                // to read repair and handoff.
-                if !s.cfg.sloppy || fsm.answered {
+                // A write keeps looking for N copies even once answered (a fallback keeps
+                // the copy for the primary); a read only while the client still waits.
+                if !s.cfg.sloppy || (fsm.answered && fsm.phase == Phase::Read) {
                     continue;
                 }
                 let Some(f) = s.replacement(st, fsm) else {
