@@ -21,6 +21,10 @@ pub fn protocols() -> Vec<(&'static str, &'static str)> {
             quorumlab_openraft::Openraft::NAME,
             quorumlab_openraft::Openraft::ABOUT,
         ),
+        (
+            quorumlab_eventual::Eventual::NAME,
+            quorumlab_eventual::Eventual::ABOUT,
+        ),
     ]
 }
 
@@ -39,6 +43,9 @@ pub fn run_named(
         }
         "openraft" => {
             run::<quorumlab_openraft::Openraft>(spec, &spec.protocol.openraft, seed, opts)
+        }
+        "eventual" => {
+            run::<quorumlab_eventual::Eventual>(spec, &spec.protocol.eventual, seed, opts)
         }
         other => Err(format!(
             "unknown protocol {other:?}; known: {}",

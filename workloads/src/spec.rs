@@ -287,6 +287,7 @@ pub struct ProtocolParams {
     pub raft: quorumlab_raft::Params,
     pub ensemble: quorumlab_ensemble::Params,
     pub openraft: quorumlab_openraft::Params,
+    pub eventual: quorumlab_eventual::Params,
 }
 
 /// A fault at a time.
