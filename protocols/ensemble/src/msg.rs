@@ -2,6 +2,7 @@
 
 use quorumlab_kv::{Datum, Key, Request};
 use quorumlab_sim::Message;
+use serde::{Deserialize, Serialize};
 use stateright::actor::Id;
 
 /// An ensemble number (an index into `Layout::groups`).
@@ -9,7 +10,7 @@ pub type Ens = u32;
 
 /// An object version `(epoch, seq)`; versions order lexicographically (riak's
 /// `riak_ensemble_backend:latest_obj/3`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Version {
     pub epoch: u64,
     pub seq: u64,
@@ -18,7 +19,7 @@ pub struct Version {
 /// The consensus metadata of one peer (riak's `#fact{}`), minus the view fields: membership
 /// change is not implemented, so `views` is always `[preference list]` and lives in the
 /// configuration instead of in every message.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Fact {
     pub epoch: u64,
     pub seq: u64,
@@ -33,14 +34,14 @@ impl Fact {
 
 /// A K/V object: a value or a tombstone (`value: None`, riak's `notfound` value), with the
 /// version that wrote it.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Obj {
     pub value: Option<Datum>,
     pub version: Version,
 }
 
 /// The body of a reply to a peer request.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Body {
     /// Reply to `probe` and to an accepted `prepare`: the replier's fact.
     Fact(Fact),
@@ -54,7 +55,7 @@ pub enum Body {
 
 /// What the leader answers a client (riak's `std_reply()`), plus a distinct precondition
 /// failure (riak answers `failed` for both; the KV contract wants to know).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum KvReply {
     /// `{ok, Obj}`: the op took effect; for a get, the value read.
     Ok(Option<Datum>),
@@ -70,7 +71,7 @@ pub enum KvReply {
 
 /// Test hooks equivalent to riak_ensemble's `rt_intercept` (see the ported scenarios):
 /// delivered by the driver (`Sim::inject`) to a server, never sent by the protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Intercept {
     /// Followers on this node answer every `check_epoch` with nack (`check_epoch_false`).
     CheckEpochFalse(bool),
@@ -86,7 +87,7 @@ pub enum Intercept {
 
 /// Every message of the protocol. `ens` is the ensemble; `req` a request id unique per
 /// sender incarnation, echoed by the reply.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Msg {
     // ---- election and heartbeat (riak_ensemble_peer core protocol) ----
     Probe {

@@ -10,6 +10,7 @@
 use crate::msg::{Ens, Fact, Obj, Version};
 use quorumlab_kv::layout::ring_hash;
 use quorumlab_kv::Key;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ pub const FAN: usize = 16;
 
 /// What a peer keeps about one key: the backend object (riak's basic backend) and the
 /// version its integrity tree records (riak's synctree, reduced to key → version).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Rec {
     pub obj: Option<Obj>,
     pub known: Option<Version>,

@@ -2,7 +2,6 @@
 //! same run, and every key's history is linearizable (every ok really happened).
 
 mod common;
-use common::lin::bad_keys;
 use common::*;
 use quorumlab_ensemble::{Params, Variant};
 use quorumlab_kv::Op;
@@ -135,7 +134,7 @@ fn faithful_histories_are_linearizable_under_faults() {
     let mut total = 0;
     for seed in 0..24 {
         let r = chaos(seed, Variant::Faithful, 60, true, false);
-        let bad = bad_keys(&r.h.calls);
+        let bad = r.h.bad_keys();
         total += r.h.calls.len();
         oks +=
             r.h.calls
@@ -172,36 +171,9 @@ fn linearizable_with_four_workers_and_untrusted_leases() {
             ..Params::default()
         };
         let r = chaos_with(seed, params, 60, true, false);
-        let bad = bad_keys(&r.h.calls);
+        let bad = r.h.bad_keys();
         assert!(bad.is_empty(), "seed {seed}: keys {bad:?} not linearizable");
     }
-}
-
-#[test]
-fn checker_catches_a_stale_read() {
-    use quorumlab_kv::{Key, Outcome, Request};
-    let call = |invoke, done, op, o| Call {
-        client: 0,
-        req: Request {
-            id: 0,
-            key: Key(1),
-            op,
-        },
-        invoke,
-        done: Some((done, o)),
-    };
-    let good = vec![
-        call(0, 10, Op::Write(1), Outcome::Ok(None)),
-        call(20, 30, Op::Write(2), Outcome::Ok(None)),
-        call(25, 35, Op::Read, Outcome::read_reg(Some(1))),
-    ];
-    assert!(bad_keys(&good).is_empty());
-    let bad = vec![
-        call(0, 10, Op::Write(1), Outcome::Ok(None)),
-        call(20, 30, Op::Write(2), Outcome::Ok(None)),
-        call(40, 50, Op::Read, Outcome::read_reg(Some(1))),
-    ];
-    assert_eq!(bad_keys(&bad), vec![1]);
 }
 
 /// Everything the simulator can do at once — loss, duplication, reordering, pauses, clock

@@ -13,7 +13,6 @@
 //! lost write with a plain quorum read in a later epoch, without leases.
 
 mod common;
-use common::lin::bad_keys;
 use common::*;
 use quorumlab_ensemble::{Params, Role};
 use quorumlab_kv::{Op, Outcome};
@@ -131,7 +130,7 @@ fn crash_before_the_first_commit_gives_two_leaders_of_one_epoch() {
         Some(Outcome::read_reg(Some(b))),
         "the acknowledged write of {a} is lost"
     );
-    assert_eq!(bad_keys(&h.calls), vec![1]);
+    assert_eq!(h.bad_keys(), vec![1]);
 }
 
 /// The adapter's belief about the leader of ensemble 0.
@@ -280,5 +279,5 @@ fn five_peers_two_leaders_of_one_epoch_lose_a_write() {
         Some(Outcome::read_reg(Some(b))),
         "the acknowledged write of {a} is lost"
     );
-    assert_eq!(bad_keys(&h.calls), vec![1]);
+    assert_eq!(h.bad_keys(), vec![1]);
 }

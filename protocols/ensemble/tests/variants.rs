@@ -2,7 +2,6 @@
 //! and the lease's dependence on clock rate.
 
 mod common;
-use common::lin::bad_keys;
 use common::*;
 use quorumlab_ensemble::{Params, Role, Variant};
 use quorumlab_kv::{Op, Outcome};
@@ -149,7 +148,7 @@ fn skip_rewrite_lets_reads_flip_flop() {
                         Some(Outcome::read_reg(Some(1)))
                     )
                 );
-                assert!(bad_keys(&h.calls).is_empty());
+                assert!(h.bad_keys().is_empty());
             }
             _ => {
                 assert_eq!(
@@ -159,11 +158,7 @@ fn skip_rewrite_lets_reads_flip_flop() {
                         Some(Outcome::read_reg(Some(1)))
                     )
                 );
-                assert_eq!(
-                    bad_keys(&h.calls),
-                    vec![1],
-                    "v1, v2, v1 is not linearizable"
-                );
+                assert_eq!(h.bad_keys(), vec![1], "v1, v2, v1 is not linearizable");
             }
         }
     }
@@ -219,7 +214,7 @@ fn volatile_fact_loses_writes_after_a_cluster_restart() {
             Variant::Faithful => {
                 assert!(e_after > e_before);
                 assert_eq!(r, Some(Outcome::read_reg(Some(2))));
-                assert!(bad_keys(&h.calls).is_empty());
+                assert!(h.bad_keys().is_empty());
             }
             _ => {
                 assert!(e_after < e_before, "epochs restarted");
@@ -228,7 +223,7 @@ fn volatile_fact_loses_writes_after_a_cluster_restart() {
                     Some(Outcome::read_reg(Some(1))),
                     "the acknowledged write of 2 is lost"
                 );
-                assert_eq!(bad_keys(&h.calls), vec![1]);
+                assert_eq!(h.bad_keys(), vec![1]);
             }
         }
     }
@@ -270,7 +265,7 @@ fn a_slow_leader_clock_breaks_the_lease() {
         match rate {
             1.0 => {
                 assert!(!matches!(o, Outcome::Ok(_)), "no lease, no answer");
-                assert!(bad_keys(&h.calls).is_empty());
+                assert!(h.bad_keys().is_empty());
             }
             _ => {
                 assert_eq!(
@@ -278,7 +273,7 @@ fn a_slow_leader_clock_breaks_the_lease() {
                     Outcome::read_reg(Some(1)),
                     "stale read under a slow clock"
                 );
-                assert_eq!(bad_keys(&h.calls), vec![1]);
+                assert_eq!(h.bad_keys(), vec![1]);
             }
         }
     }

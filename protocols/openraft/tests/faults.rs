@@ -9,10 +9,10 @@ use quorumlab_sim::MS;
 #[test]
 fn leader_crash_re_election_writes_resume() {
     let mut c = cluster(5, 5, 1, 1, &Params::default(), constant(1.0), 11);
-    let (l0, t0) = c.await_leader(0, 3000 * MS).expect("first leader");
+    let (l0, t0) = c.wait_leader(0, 3000 * MS).expect("first leader");
     for i in 0..20 {
         assert_eq!(
-            c.call(0, i % 4, Op::Write(100 + i as u64)).0,
+            c.must(0, i % 4, Op::Write(100 + i as u64)).0,
             Outcome::Ok(None)
         );
     }
@@ -20,7 +20,7 @@ fn leader_crash_re_election_writes_resume() {
     c.sim.crash(l0, false);
     // The first write after the crash waits for the new leader (the client re-sends to other
     // members when the dead leader stays silent) and then succeeds.
-    let (o, d) = c.call(0, 1, Op::Write(999));
+    let (o, d) = c.must(0, 1, Op::Write(999));
     assert_eq!(o, Outcome::Ok(None), "write after crash");
     let (l1, t1) = c.leader(0).expect("new leader");
     assert_ne!(l1, l0);
@@ -37,11 +37,11 @@ fn leader_crash_re_election_writes_resume() {
         "first write after crash took {d} ns"
     );
     for i in 0..20 {
-        let (o, d) = c.call(0, i % 4, Op::Write(200 + i as u64));
+        let (o, d) = c.must(0, i % 4, Op::Write(200 + i as u64));
         assert_eq!(o, Outcome::Ok(None));
         assert!(d < 10 * MS, "steady write took {d} ns");
     }
-    assert_eq!(c.call(0, 1, Op::Read).0, Outcome::read_reg(Some(217)));
+    assert_eq!(c.must(0, 1, Op::Read).0, Outcome::read_reg(Some(217)));
     // The old leader restarts as a follower, replays its log and catches up.
     c.sim.restart(l0);
     c.run_for(500 * MS);
@@ -71,9 +71,9 @@ fn leader_crash_re_election_writes_resume() {
 #[test]
 fn minority_partition_cannot_commit() {
     let mut c = cluster(5, 5, 1, 2, &Params::default(), constant(1.0), 5);
-    let (l0, _) = c.await_leader(0, 3000 * MS).expect("leader");
-    assert_eq!(c.call(0, 3, Op::Write(1)).0, Outcome::Ok(None));
-    assert_eq!(c.call(1, 3, Op::Read).0, Outcome::read_reg(Some(1)));
+    let (l0, _) = c.wait_leader(0, 3000 * MS).expect("leader");
+    assert_eq!(c.must(0, 3, Op::Write(1)).0, Outcome::Ok(None));
+    assert_eq!(c.must(1, 3, Op::Read).0, Outcome::read_reg(Some(1)));
     // The old leader, one follower and client 0 on one side; three nodes and client 1 on the
     // other.
     let follower = (0..5).find(|&i| i != l0).unwrap();
@@ -96,12 +96,12 @@ fn minority_partition_cannot_commit() {
         .clone();
     let committed_before = committed_before.durable.lock().unwrap().last_index();
     // Client 0 can only reach the minority: its write must not be acknowledged.
-    let (o, _) = c.call(0, 3, Op::Write(2));
+    let (o, _) = c.must(0, 3, Op::Write(2));
     assert_eq!(o, Outcome::Info, "minority acknowledged a write");
-    let (o, _) = c.call(0, 3, Op::Read);
+    let (o, _) = c.must(0, 3, Op::Read);
     assert_eq!(o, Outcome::Info, "minority served a read");
     // The majority elects a new leader and commits.
-    let (o, _) = c.call(1, 3, Op::Write(3));
+    let (o, _) = c.must(1, 3, Op::Write(3));
     assert_eq!(o, Outcome::Ok(None));
     let (l1, _) = c.leader(0).unwrap();
     assert!(majority.contains(&l1));
@@ -118,7 +118,7 @@ fn minority_partition_cannot_commit() {
     // After the heal, the deposed leader's uncommitted entry is overwritten and everyone agrees.
     c.sim.network_mut().heal_all();
     c.run_for(1000 * MS);
-    assert_eq!(c.call(0, 3, Op::Read).0, Outcome::read_reg(Some(3)));
+    assert_eq!(c.must(0, 3, Op::Read).0, Outcome::read_reg(Some(3)));
     let sm = c
         .sim
         .process(l0)
@@ -136,9 +136,9 @@ fn minority_partition_cannot_commit() {
 #[test]
 fn crash_losing_unsynced_write_recovers() {
     let mut c = cluster(3, 3, 1, 1, &Params::default(), constant(0.5), 3);
-    let (l0, _) = c.await_leader(0, 3000 * MS).expect("leader");
+    let (l0, _) = c.wait_leader(0, 3000 * MS).expect("leader");
     for i in 0..10 {
-        assert_eq!(c.call(0, 0, Op::Write(i)).0, Outcome::Ok(None));
+        assert_eq!(c.must(0, 0, Op::Write(i)).0, Outcome::Ok(None));
     }
     let f = (0..3).find(|&i| i != l0).unwrap();
     let before = c
@@ -170,7 +170,7 @@ fn crash_losing_unsynced_write_recovers() {
     );
     c.sim.restart(f);
     c.run_for(300 * MS);
-    assert_eq!(c.call(0, 0, Op::Write(77)).0, Outcome::Ok(None));
+    assert_eq!(c.must(0, 0, Op::Write(77)).0, Outcome::Ok(None));
     c.run_for(100 * MS);
     let sm = c.sim.process(f).server().unwrap().state_machine(0).unwrap();
     assert_eq!(

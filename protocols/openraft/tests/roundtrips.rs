@@ -14,20 +14,20 @@ fn measure(read: ReadMode, nodes: usize, d_ms: f64) -> (Vec<Nanos>, Vec<Nanos>, 
         ..Params::default()
     };
     let mut c = cluster(nodes, nodes, 1, 1, &p, constant(d_ms), 9);
-    c.await_leader(0, 3000 * MS).unwrap();
+    c.wait_leader(0, 3000 * MS).unwrap();
     // Let the first heartbeats establish the lease and warm the client's leader cache.
     c.run_for(100 * MS);
     for i in 0..3 {
-        assert_eq!(c.call(0, 1, Op::Write(i)).0, Outcome::Ok(None));
+        assert_eq!(c.must(0, 1, Op::Write(i)).0, Outcome::Ok(None));
     }
     let (mut w, mut r) = (Vec::new(), Vec::new());
     let sent0 = c.sim.net_stats().total.sent;
     for i in 0..20 {
         c.run_for(3 * MS); // idle gap, shorter than a heartbeat interval
-        let (o, dw) = c.call(0, 1, Op::Write(100 + i));
+        let (o, dw) = c.must(0, 1, Op::Write(100 + i));
         assert_eq!(o, Outcome::Ok(None));
         w.push(dw);
-        let (o, dr) = c.call(0, 1, Op::Read);
+        let (o, dr) = c.must(0, 1, Op::Read);
         assert_eq!(o, Outcome::read_reg(Some(100 + i)));
         r.push(dr);
     }

@@ -23,7 +23,7 @@ fn req(id: u64, key: u32, op: Op) -> Request {
 fn settled(params: &Params, d_ms: f64) -> Cluster {
     let mut c = cluster(3, 3, 1, 1, params, constant(d_ms), 7);
     c.sim.run_until(ms(1000));
-    assert!(leader_of(&c.sim, 3, 0).is_some(), "a leader within 1 s");
+    assert!(c.leader(0).is_some(), "a leader within 1 s");
     let (o, _) = call(&mut c.sim, 3, req(1, 1, Op::Write(1)), ms(2000));
     assert_eq!(o, Outcome::Ok(None));
     c
@@ -101,17 +101,17 @@ fn failover_elects_a_new_leader_and_writes_resume() {
         let params = Params::default();
         let mut c = cluster(3, 3, 1, 1, &params, constant(2.0), seed);
         c.sim.run_until(ms(1000));
-        let (old, old_term) = leader_of(&c.sim, 3, 0).expect("leader");
+        let (old, old_term) = c.leader(0).expect("leader");
         let (o, _) = call(&mut c.sim, 3, req(1, 1, Op::Write(1)), ms(2000));
         assert_eq!(o, Outcome::Ok(None));
         let crash_at = c.sim.now();
         c.sim.crash(old, false);
         // Step until another node leads.
-        while leader_of(&c.sim, 3, 0).is_none_or(|(n, _)| n == old) {
+        while c.leader(0).is_none_or(|(n, _)| n == old) {
             assert!(c.sim.step());
             assert!(c.sim.now() < crash_at + ms(5000), "no new leader after 5 s");
         }
-        let (new, term) = leader_of(&c.sim, 3, 0).unwrap();
+        let (new, term) = c.leader(0).unwrap();
         assert!(new != old && term > old_term);
         let gap = c.sim.now() - crash_at;
         gaps.push(gap as f64 / MS as f64);
@@ -151,7 +151,7 @@ fn minority_cannot_commit_and_its_entries_are_replaced_after_heal() {
     let mut c = cluster(5, 5, 1, 2, &params, constant(2.0), 3);
     let (a, b) = (5usize, 6usize); // clients
     c.sim.run_until(ms(1000));
-    let (old, old_term) = leader_of(&c.sim, 5, 0).expect("leader");
+    let (old, old_term) = c.leader(0).expect("leader");
     // Teach client `a` the leader.
     let (o, _) = call(&mut c.sim, a, req(1, 1, Op::Write(1)), ms(2000));
     assert_eq!(o, Outcome::Ok(None));
@@ -192,7 +192,7 @@ fn minority_cannot_commit_and_its_entries_are_replaced_after_heal() {
         }
         assert!(c.sim.now() < t + ms(10_000), "majority did not commit");
     }
-    let (new, new_term) = leader_of(&c.sim, 5, 0).unwrap();
+    let (new, new_term) = c.leader(0).unwrap();
     assert!(majority.contains(&new) && new_term > old_term);
     // Heal: the minority's uncommitted entry is replaced everywhere.
     c.sim.network_mut().heal_all();
@@ -479,7 +479,7 @@ fn stale_read_after_isolation(variant: Variant) -> Outcome {
     let mut c = cluster(3, 3, 1, 2, &params, constant(2.0), 5);
     let (a, b) = (3usize, 4usize);
     c.sim.run_until(ms(1000));
-    let (old, _) = leader_of(&c.sim, 3, 0).expect("leader");
+    let (old, _) = c.leader(0).expect("leader");
     assert_eq!(
         call(&mut c.sim, a, req(1, 1, Op::Write(1)), ms(2000)).0,
         Outcome::Ok(None)
@@ -523,7 +523,7 @@ fn multi_raft_groups_spread_leadership_and_serve_all_keys() {
     let mut c = cluster(5, 3, 8, 1, &params, constant(1.0), 11);
     c.sim.run_until(ms(1500));
     for g in 0..8 {
-        assert!(leader_of(&c.sim, 5, g).is_some(), "group {g} has a leader");
+        assert!(c.leader(g).is_some(), "group {g} has a leader");
     }
     for k in 0..40u32 {
         let (o, _) = call(

@@ -3,20 +3,16 @@
 
 #![allow(dead_code)]
 
-use quorumlab_kv::{
-    ClientConfig, KvProcess, KvProtocol, Layout, NodeState, Outcome, Request, Wire,
-};
+use quorumlab_kv::{NodeState, Outcome, Request, Wire};
 use quorumlab_raft::{Cmd, Entry, Log, Node, Params, Raft, State};
-use quorumlab_sim::{ActorProcess, Latency, LinkModel, Nanos, Network, Seeds, Sim, Stream, MS};
+use quorumlab_sim::{ActorProcess, LinkModel, Nanos, Sim, MS};
+pub use quorumlab_testkit::constant;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 pub type P = ActorProcess<Node>;
 
-pub struct Cluster {
-    pub sim: Sim<P>,
-    pub layout: Layout,
-}
+/// A Raft cluster in the raw simulator (the shared harness).
+pub type Cluster = quorumlab_testkit::Cluster<Raft>;
 
 pub fn cluster(
     nodes: usize,
@@ -27,30 +23,7 @@ pub fn cluster(
     link: LinkModel,
     seed: u64,
 ) -> Cluster {
-    let layout = Layout::new(nodes, clients, replicas, groups, 1000).unwrap();
-    Raft::check(params, &layout).unwrap();
-    let procs = Raft::build(
-        &layout,
-        params,
-        &ClientConfig {
-            timeout: Duration::from_secs(1),
-        },
-    );
-    let net = Network::uniform(
-        layout.endpoints(),
-        link,
-        Seeds::new(seed).rng(Stream::Network),
-    );
-    let mut sim = Sim::new(procs, net, Seeds::new(seed));
-    sim.start_all();
-    Cluster { sim, layout }
-}
-
-pub fn constant(ms: f64) -> LinkModel {
-    LinkModel {
-        latency: Latency::Constant { ms },
-        ..Default::default()
-    }
+    quorumlab_testkit::cluster(nodes, replicas, groups, clients, params, link, seed)
 }
 
 pub fn server_state(sim: &Sim<P>, i: usize) -> Option<&State> {
@@ -58,20 +31,6 @@ pub fn server_state(sim: &Sim<P>, i: usize) -> Option<&State> {
         NodeState::Server(s) => s.as_ref(),
         NodeState::Client(_) => None,
     }
-}
-
-/// The node leading group `g` with the highest term, if any.
-pub fn leader_of(sim: &Sim<P>, nodes: usize, g: usize) -> Option<(usize, u64)> {
-    (0..nodes)
-        .filter(|&i| sim.is_up(i))
-        .flat_map(|i| {
-            sim.process(i)
-                .leadership()
-                .into_iter()
-                .filter(move |l| l.group == g)
-                .map(move |l| (i, l.term))
-        })
-        .max_by_key(|&(_, t)| t)
 }
 
 /// Runs until `deadline` or until a completion arrives; returns the completions.
