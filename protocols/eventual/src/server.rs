@@ -65,7 +65,9 @@ pub struct Durable {
     /// The next DVV actor epoch to hand out (bumped on every start, so an epoch whose save
     /// was lost in a crash is never reused).
     pub next_epoch: u64,
-    pub data: BTreeMap<Key, Stored>,
+    /// One `Arc` per key: a save (the simulator keeps the whole storage) clones pointers, not
+    /// objects.
+    pub data: BTreeMap<Key, Arc<Stored>>,
 }
 
 /// Counters of what the protocol did and lost (volatile: they restart at 0 on a restart).
@@ -188,7 +190,7 @@ impl Server {
     fn store(&self, st: &mut NodeSt, key: Key, obj: &Obj, hint: Option<Id>) -> bool {
         let primary = self.cfg.is_primary(key, st.me);
         let lww = self.lww();
-        let s = st.dur.data.entry(key).or_default();
+        let s = Arc::make_mut(st.dur.data.entry(key).or_default());
         let before = s.clone();
         s.obj.merge(obj, lww);
         if !primary {
@@ -738,7 +740,7 @@ impl SrActor for Server {
             Msg::HandoffAck { key, obj } => {
                 let primary = self.cfg.is_primary(key, st.me);
                 let mut changed = false;
-                if let Some(s) = st.dur.data.get_mut(&key) {
+                if let Some(s) = st.dur.data.get_mut(&key).map(Arc::make_mut) {
                     if s.obj == obj && s.hints.remove(&src) {
                         st.stats.handoffs += 1;
                         changed = true;
