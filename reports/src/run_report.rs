@@ -23,6 +23,10 @@ pub fn headline(s: &Summary) -> Vec<(&'static str, Option<f64>)> {
         ("throughput_ok_per_s", Some(s.throughput_ok_per_s)),
         ("ok_fraction", Some(s.availability.ok_fraction)),
         ("longest_gap_ms", Some(s.availability.longest_gap_ms)),
+        (
+            "worst_client_gap_ms",
+            Some(s.availability.worst_client_gap_ms),
+        ),
         ("latency_p50_us", lat(all.p50)),
         ("latency_p90_us", lat(all.p90)),
         ("latency_p99_us", lat(all.p99)),

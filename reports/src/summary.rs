@@ -40,6 +40,10 @@ pub struct Percentiles {
 pub struct Availability {
     pub ok_fraction: f64,
     pub longest_gap_ms: f64,
+    /// The longest gap without an ok op *of one client* (client = process mod clients), over
+    /// the clients: what the most cut-off client saw (a client partitioned with a minority
+    /// waits until the heal under consensus; under eventual consistency it keeps going).
+    pub worst_client_gap_ms: f64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -151,6 +155,8 @@ pub fn summarize(run: &RunOutput, history_bytes: &[u8], wall_seconds: f64) -> Su
     let mut hists: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
     let mut all = new_hist();
     let mut ok_times = Vec::new();
+    let clients = run.layout.clients.max(1) as u64;
+    let mut client_ok: Vec<Vec<u64>> = vec![Vec::new(); clients as usize];
     for o in &ops {
         counts.invoked += 1;
         match o.outcome {
@@ -163,6 +169,8 @@ pub fn summarize(run: &RunOutput, history_bytes: &[u8], wall_seconds: f64) -> Su
                     .or_insert_with(new_hist)
                     .saturating_record(us);
                 ok_times.push(o.complete_ns.unwrap_or(o.invoke_ns));
+                client_ok[(o.process % clients) as usize]
+                    .push(o.complete_ns.unwrap_or(o.invoke_ns));
             }
             Some(EventType::Fail) => counts.fail += 1,
             Some(EventType::Info) => counts.info += 1,
@@ -201,6 +209,15 @@ pub fn summarize(run: &RunOutput, history_bytes: &[u8], wall_seconds: f64) -> Su
                 0.0
             },
             longest_gap_ms: longest_gap(&ok_times, run.measure_from_ns, run.measure_to_ns) as f64
+                / 1e6,
+            worst_client_gap_ms: client_ok
+                .iter_mut()
+                .map(|t| {
+                    t.sort_unstable();
+                    longest_gap(t, run.measure_from_ns, run.measure_to_ns)
+                })
+                .max()
+                .unwrap_or(0) as f64
                 / 1e6,
         },
         ops: counts,
