@@ -35,6 +35,24 @@ pub struct CompareArgs {
     /// Reduced scale: apply the spec's own `quick` overrides (every expectation still runs).
     #[arg(long)]
     pub quick: bool,
+    /// `sim,real`: run each protocol in the simulator and as real processes, and overlay the
+    /// two (see docs/real-mode.md). Default: the simulator only.
+    #[arg(long, value_name = "sim,real")]
+    pub engines: Option<String>,
+    /// Real engine: node processes (cluster.nodes is set to this for both engines).
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Real engine: nodes in network namespaces with the spec's link model as `tc netem`
+    /// (needs root). Without it the real links are loopback and the simulator's latency is set to
+    /// `--loopback-ms`.
+    #[arg(long)]
+    pub netns: bool,
+    /// One-way latency (ms) the simulator uses for loopback links (without `--netns`).
+    #[arg(long, default_value_t = 0.05)]
+    pub loopback_ms: f64,
+    /// Real engine: do not fsync saves.
+    #[arg(long)]
+    pub no_fsync: bool,
 }
 
 /// A progress bar shared by parallel runs: each run reports its fraction done, the bar shows
@@ -132,6 +150,17 @@ pub fn pool(jobs: usize) -> Result<rayon::ThreadPool, CliError> {
 }
 
 pub fn compare_command(args: &CompareArgs) -> Result<ExitCode, CliError> {
+    if let Some(e) = args.engines.as_deref() {
+        match e.replace(' ', "").as_str() {
+            "sim,real" | "real,sim" => return crate::real::compare_engines(args),
+            "sim" => {}
+            other => {
+                return Err(CliError::BadInput(format!(
+                    "--engines {other:?}: use sim,real (or sim)"
+                )))
+            }
+        }
+    }
     let protos = parse_protocols(args.protocols.as_deref())?;
     let spec = load_spec_quick(args.spec.as_deref(), &args.sets, args.quick)?;
     let name = if spec.name.is_empty() {

@@ -9,6 +9,8 @@ use quorumlab_realnet::control::{admin, run_schedule, FaultLog, LocalCluster, No
 use quorumlab_realnet::host::Stats;
 use quorumlab_realnet::load::{run_load, LoadResult};
 use quorumlab_realnet::node::{layout, run_node, NodeOptions};
+use quorumlab_realnet::openraft::node::run_openraft_node;
+use quorumlab_realnet::openraft::OpenraftReal;
 use quorumlab_realnet::{ClusterFile, EnsembleReal, RaftReal, SingleReal};
 use quorumlab_sim::{KindStats, NetStats, SimStats};
 use quorumlab_workloads::{RunOutput, Spec};
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct NodeArgs {
-    /// The protocol (single | raft | ensemble).
+    /// The protocol (single | raft | ensemble | openraft).
     #[arg(long, short)]
     pub protocol: String,
     /// This node's index in CLUSTER.toml's [[nodes]] (n0 is 0).
@@ -84,7 +86,8 @@ pub struct RealArgs {
     /// Do not fsync saves.
     #[arg(long)]
     pub no_fsync: bool,
-    /// Real kernel networking in network namespaces (not implemented yet).
+    /// Each node in its own network namespace (veth links to a bridge, `tc netem` link models,
+    /// nftables partitions); needs root.
     #[arg(long)]
     pub netns: bool,
     /// Also simulate the same spec (same nodes, seed and faults) into OUT/sim and write
@@ -141,6 +144,7 @@ pub fn node_command(a: &NodeArgs) -> Result<ExitCode, CliError> {
     let r = match a.protocol.as_str() {
         "single" => run_node::<SingleReal>(&spec, &cluster, &opts),
         "ensemble" => run_node::<EnsembleReal>(&spec, &cluster, &opts),
+        "openraft" => run_openraft_node(&spec, &cluster, &opts),
         _ => run_node::<RaftReal>(&spec, &cluster, &opts),
     };
     r.map_err(failed)?;
@@ -157,6 +161,7 @@ fn load_dispatch(
     match protocol {
         "single" => run_load::<SingleReal>(spec, cluster, seed, start),
         "ensemble" => run_load::<EnsembleReal>(spec, cluster, seed, start),
+        "openraft" => run_load::<OpenraftReal>(spec, cluster, seed, start),
         _ => run_load::<RaftReal>(spec, cluster, seed, start),
     }
 }
@@ -274,9 +279,7 @@ fn secret() -> String {
 pub fn real_command(a: &RealArgs) -> Result<ExitCode, CliError> {
     check_protocol(&a.protocol)?;
     if a.netns {
-        return Err(bad(
-            "--netns is not implemented yet (see docs/real-mode.md); run without it",
-        ));
+        quorumlab_realnet::netns::preflight().map_err(bad)?;
     }
     if a.nodes == 0 {
         return Err(bad("--nodes must be at least 1"));
@@ -286,12 +289,48 @@ pub fn real_command(a: &RealArgs) -> Result<ExitCode, CliError> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/real-{}-seed{}", a.protocol, a.seed)));
+    let (_, summary, wall) = execute_real(a, &spec, &dir)?;
+    print_summary(&dir, &summary, wall);
+    if a.with_sim {
+        with_sim(a, &spec, &dir, &summary)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One real run of `spec` (already shaped for `a.nodes`) into `dir`: launch the nodes, run the
+/// workload and the fault schedule, stop everything, write the run directory.
+pub fn execute_real(
+    a: &RealArgs,
+    spec: &Spec,
+    dir: &Path,
+) -> Result<(RunOutput, quorumlab_reports::Summary, f64), CliError> {
+    let spec = spec.clone();
     let ndir = dir.join("nodes");
     if ndir.exists() {
         fs::remove_dir_all(&ndir).map_err(|e| failed(format!("{}: {e}", ndir.display())))?;
     }
     fs::create_dir_all(&ndir).map_err(|e| failed(format!("{}: {e}", ndir.display())))?;
-    let cluster = ClusterFile::loopback(a.nodes, secret()).map_err(|e| failed(e.to_string()))?;
+    let netns = if a.netns {
+        let ns = quorumlab_realnet::netns::Netns::create(&spec).map_err(failed)?;
+        for n in &ns.notes {
+            println!("  netns: {n}");
+        }
+        Some(ns)
+    } else {
+        None
+    };
+    let cluster = match &netns {
+        Some(ns) => ClusterFile {
+            secret: secret(),
+            nodes: (0..a.nodes)
+                .map(|i| quorumlab_realnet::cluster::NodeAddr {
+                    addr: format!("{}:{}", ns.ip(i), quorumlab_realnet::netns::PORT),
+                    listen: None,
+                })
+                .collect(),
+        },
+        None => ClusterFile::loopback(a.nodes, secret()).map_err(|e| failed(e.to_string()))?,
+    };
     let cpath = ndir.join("cluster.toml");
     let spath = ndir.join("spec.toml");
     fs::write(&cpath, cluster.to_toml()).map_err(|e| failed(e.to_string()))?;
@@ -324,6 +363,11 @@ pub fn real_command(a: &RealArgs) -> Result<ExitCode, CliError> {
         logs.push(ndir.join(format!("n{i}.log")));
     }
     let mut lc = LocalCluster::new(exe, args, data, logs);
+    if let Some(ns) = netns {
+        fs::write(ndir.join("netns.txt"), ns.notes.join("\n") + "\n")
+            .map_err(|e| failed(e.to_string()))?;
+        lc.netns = Some(ns);
+    }
     lc.launch().map_err(failed)?;
     let groups = spec.cluster.groups;
     // Let a leader emerge before the clock starts (up to 5 s; leaderless protocols skip this).
@@ -361,7 +405,7 @@ pub fn real_command(a: &RealArgs) -> Result<ExitCode, CliError> {
     let load = load.map_err(failed)?;
     let wall = start.elapsed().as_secs_f64();
     let out = output(&a.protocol, &spec, a.seed, a.nodes, load, faults, &stats)?;
-    let summary = write_run_dir(&dir, &spec, &out, wall)?;
+    let summary = write_run_dir(dir, &spec, &out, wall)?;
     let rejected: u64 = stats
         .iter()
         .flatten()
@@ -370,11 +414,20 @@ pub fn real_command(a: &RealArgs) -> Result<ExitCode, CliError> {
     if rejected > 0 {
         println!("  nodes rejected {rejected} connections/frames");
     }
-    print_summary(&dir, &summary, wall);
-    if a.with_sim {
-        let (sim_out, sim_wall) = crate::run::execute(&spec, &a.protocol, a.seed)?;
+    Ok((out, summary, wall))
+}
+
+fn with_sim(
+    a: &RealArgs,
+    spec: &Spec,
+    dir: &Path,
+    summary: &quorumlab_reports::Summary,
+) -> Result<(), CliError> {
+    let summary = summary.clone();
+    {
+        let (sim_out, sim_wall) = crate::run::execute(spec, &a.protocol, a.seed)?;
         let sim_dir = dir.join("sim");
-        let sim = write_run_dir(&sim_dir, &spec, &sim_out, sim_wall)?;
+        let sim = write_run_dir(&sim_dir, spec, &sim_out, sim_wall)?;
         let pick = |s: &quorumlab_reports::Summary| {
             let all = &s.latency_us["all"];
             serde_json::json!({
@@ -396,5 +449,120 @@ pub fn real_command(a: &RealArgs) -> Result<ExitCode, CliError> {
             sim.availability.longest_gap_ms, summary.availability.longest_gap_ms);
         println!("  wrote {} and {}", sim_dir.display(), path.display());
     }
+    Ok(())
+}
+
+/// `quorumlab compare SPEC --engines sim,real`: each protocol in the simulator and as real
+/// processes; one report overlays them per protocol.
+pub fn compare_engines(args: &crate::compare::CompareArgs) -> Result<ExitCode, CliError> {
+    use quorumlab_reports::compare::CompareRun;
+    use quorumlab_reports::engines::{write_engines, EnginePair};
+    use quorumlab_reports::RunMetrics;
+    let protos: Vec<String> = match args.protocols.as_deref() {
+        Some(l) => l
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect(),
+        None => quorumlab_realnet::PROTOCOLS
+            .iter()
+            .map(|p| p.to_string())
+            .collect(),
+    };
+    for p in &protos {
+        check_protocol(p)?;
+    }
+    if args.nodes == 0 {
+        return Err(bad("--nodes must be at least 1"));
+    }
+    if args.netns {
+        quorumlab_realnet::netns::preflight().map_err(bad)?;
+    }
+    let spec = spec_for(args.spec.as_deref(), &args.sets, args.quick, args.nodes)?;
+    let mut sim_spec = spec.clone();
+    let network = if args.netns {
+        format!(
+            "the spec's own (applied to the real links by tc netem where the kernel has it): \
+             latency {:?}, loss {}",
+            spec.network.latency, spec.network.loss
+        )
+    } else {
+        sim_spec.network.latency = quorumlab_sim::Latency::Constant {
+            ms: args.loopback_ms,
+        };
+        sim_spec.network.client_latency = None;
+        format!(
+            "loopback: constant {} ms one way (the real links are loopback TCP)",
+            args.loopback_ms
+        )
+    };
+    let name = if spec.name.is_empty() {
+        "experiment".to_string()
+    } else {
+        spec.name.clone()
+    };
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("compare/{name}-sim-vs-real-seed{}", args.seed)));
+    let mut pairs = Vec::new();
+    for p in &protos {
+        let ra = RealArgs {
+            spec: args.spec.clone(),
+            protocol: p.clone(),
+            nodes: args.nodes,
+            out: None,
+            seed: args.seed,
+            sets: args.sets.clone(),
+            quick: args.quick,
+            no_fsync: args.no_fsync,
+            netns: args.netns,
+            with_sim: false,
+        };
+        let rdir = dir.join(p).join("real");
+        let (rout, rsum, _) = execute_real(&ra, &spec, &rdir)?;
+        let (sout, swall) = crate::run::execute(&sim_spec, p, args.seed)?;
+        let sdir = dir.join(p).join("sim");
+        let ssum = write_run_dir(&sdir, &sim_spec, &sout, swall)?;
+        pairs.push(EnginePair {
+            protocol: p.clone(),
+            sim: CompareRun {
+                protocol: p.clone(),
+                dir: format!("{p}/sim"),
+                metrics: RunMetrics::compute(&sout),
+                summary: ssum,
+            },
+            real: CompareRun {
+                protocol: p.clone(),
+                dir: format!("{p}/real"),
+                metrics: RunMetrics::compute(&rout),
+                summary: rsum,
+            },
+        });
+    }
+    write_engines(&dir, &spec, args.seed, &pairs, &network)
+        .map_err(|e| failed(format!("{}: {e}", dir.display())))?;
+    println!(
+        "{:<10} {:<5} {:>10} {:>9} {:>9} {:>8} {:>10}  linearizable",
+        "protocol", "eng", "ok ops/s", "p50 ms", "p99 ms", "ok frac", "gap ms"
+    );
+    for pr in &pairs {
+        for (e, r) in [("sim", &pr.sim), ("real", &pr.real)] {
+            let s = &r.summary;
+            let all = s.latency_us.get("all").cloned().unwrap_or_default();
+            println!(
+                "{:<10} {:<5} {:>10.1} {:>9.3} {:>9.3} {:>8.3} {:>10.0}  {}",
+                pr.protocol,
+                e,
+                s.throughput_ok_per_s,
+                all.p50 as f64 / 1e3,
+                all.p99 as f64 / 1e3,
+                s.availability.ok_fraction,
+                s.availability.longest_gap_ms,
+                s.linearizable
+            );
+        }
+    }
+    println!("wrote {}", dir.join("report.html").display());
     Ok(ExitCode::SUCCESS)
 }

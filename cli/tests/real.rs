@@ -65,7 +65,7 @@ fn real(protocol: &str, dir: &Path, extra: &[&str]) -> serde_json::Value {
 
 #[test]
 fn three_nodes_serve_reads_and_writes_linearizably() {
-    for p in ["single", "raft", "ensemble"] {
+    for p in ["single", "raft", "ensemble", "openraft"] {
         let dir = tempfile::tempdir().unwrap();
         let s = real(p, dir.path(), &["--set", "faults=[]"]);
         assert!(s["ops"]["ok"].as_u64().unwrap() > 50, "{p}: {s}");
@@ -74,28 +74,30 @@ fn three_nodes_serve_reads_and_writes_linearizably() {
 }
 
 #[test]
-fn raft_survives_sigkill_of_its_leader() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = real(
-        "raft",
-        dir.path(),
-        &[
-            "--set",
-            r#"faults=[{ at_s = 1.5, fault = { kind = "crash", node = "leader" } }]"#,
-        ],
-    );
-    let h = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
-    assert!(h.contains("(SIGKILL)"), "the crash was applied");
-    assert_eq!(s["linearizable"], true);
-    // The remaining two nodes elect a leader and keep serving.
-    assert!(oks_after(dir.path(), 3_000_000_000) > 10, "{s}");
+fn raft_and_openraft_survive_sigkill_of_their_leader() {
+    for p in ["raft", "openraft"] {
+        let dir = tempfile::tempdir().unwrap();
+        let s = real(
+            p,
+            dir.path(),
+            &[
+                "--set",
+                r#"faults=[{ at_s = 1.5, fault = { kind = "crash", node = "leader" } }]"#,
+            ],
+        );
+        let h = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
+        assert!(h.contains("(SIGKILL)"), "{p}: the crash was applied");
+        assert_eq!(s["linearizable"], true, "{p}");
+        // The remaining two nodes elect a leader and keep serving.
+        assert!(oks_after(dir.path(), 3_000_000_000) > 10, "{p}: {s}");
+    }
 }
 
 #[test]
 fn kill_9_of_every_node_during_writes_loses_no_acknowledged_write() {
     // Every node is SIGKILLed mid-stream and restarted from its data directory; reads after
     // the restart must see every acknowledged write (else the history is not linearizable).
-    for p in ["single", "raft"] {
+    for p in ["single", "raft", "openraft"] {
         let dir = tempfile::tempdir().unwrap();
         let faults = r#"faults=[
             { at_s = 1.5, fault = { kind = "crash", node = "n0" } },

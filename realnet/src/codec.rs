@@ -1,12 +1,12 @@
 //! Which protocols run over real networks, and how their messages and durable storage are
 //! encoded (postcard: compact, varint integers, serde-driven).
 //!
-//! The protocol crates' message and storage types do not derive serde, so each protocol gets a
-//! mirror of its wire types here, with conversions. Ids travel as `u64`.
+//! The protocol crates' message types derive serde and are encoded as they are. Storage is
+//! encoded as the real types too, in a layout of this crate's choosing where the in-memory one is
+//! an optimization (raft: a snapshot is the increment from empty storage; ensemble: each peer's
+//! trie of keys as a flat list of records).
 
-use quorumlab_kv::{
-    ClientAdapter, ClientConfig, KvNode, KvProtocol, KvServer, Layout, Outcome, Request,
-};
+use quorumlab_kv::{ClientAdapter, ClientConfig, KvNode, KvProtocol, KvServer, Layout};
 use quorumlab_sim::ActorProcess;
 use quorumlab_workloads::Spec;
 use serde::{Deserialize, Serialize};
@@ -69,13 +69,6 @@ where
         .collect())
 }
 
-fn id(x: u64) -> Id {
-    Id::from(x as usize)
-}
-fn raw(i: Id) -> u64 {
-    usize::from(i) as u64
-}
-
 fn enc<T: Serialize>(t: &T) -> Vec<u8> {
     postcard::to_stdvec(t).expect("postcard encodes plain data")
 }
@@ -87,12 +80,6 @@ fn dec<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Option<T> {
 // single
 
 pub struct SingleReal;
-
-#[derive(Serialize, Deserialize)]
-enum SingleMsg {
-    Req(Request),
-    Resp(u64, Outcome),
-}
 
 impl RealProtocol for SingleReal {
     const NAME: &'static str = "single";
@@ -107,18 +94,10 @@ impl RealProtocol for SingleReal {
         )
     }
     fn enc_msg(m: &quorumlab_single::Msg) -> Vec<u8> {
-        use quorumlab_single::Msg as M;
-        enc(&match *m {
-            M::Req(r) => SingleMsg::Req(r),
-            M::Resp(i, o) => SingleMsg::Resp(i, o),
-        })
+        enc(m)
     }
     fn dec_msg(b: &[u8]) -> Option<quorumlab_single::Msg> {
-        use quorumlab_single::Msg as M;
-        Some(match dec::<SingleMsg>(b)? {
-            SingleMsg::Req(r) => M::Req(r),
-            SingleMsg::Resp(i, o) => M::Resp(i, o),
-        })
+        dec(b)
     }
     fn enc_storage(s: &PStore<Self>) -> Vec<u8> {
         enc(s)
@@ -133,227 +112,42 @@ impl RealProtocol for SingleReal {
 
 pub struct RaftReal;
 
-mod raft_wire {
-    use super::*;
-    use quorumlab_raft as r;
+/// A raft save as an increment: per group, term and vote, the log prefix kept, entries appended.
+/// A snapshot is the increment from empty storage.
+#[derive(Serialize, Deserialize)]
+struct GroupDelta {
+    term: u64,
+    voted_for: Option<Id>,
+    keep: u64,
+    entries: Vec<quorumlab_raft::Entry>,
+}
+#[derive(Serialize, Deserialize)]
+struct Delta {
+    groups: Vec<Option<GroupDelta>>,
+}
 
-    #[derive(Serialize, Deserialize)]
-    pub enum Cmd {
-        Noop,
-        Kv { client: u64, req: Request },
+fn raft_apply(base: &mut quorumlab_raft::Durable, d: Delta) -> Option<()> {
+    if d.groups.len() != base.groups.len() {
+        return None;
     }
-    #[derive(Serialize, Deserialize)]
-    pub struct Entry {
-        pub term: u64,
-        pub cmd: Cmd,
-    }
-    #[derive(Serialize, Deserialize)]
-    pub enum Resp {
-        Done(Outcome),
-        Redirect(Option<u64>),
-        Unknown,
-    }
-    #[derive(Serialize, Deserialize)]
-    pub enum Msg {
-        Append {
-            g: u32,
-            term: u64,
-            prev_index: u64,
-            prev_term: u64,
-            entries: Vec<Entry>,
-            commit: u64,
-            round: u64,
-        },
-        AppendAck {
-            g: u32,
-            term: u64,
-            success: bool,
-            index: u64,
-            conflict_term: Option<u64>,
-            round: u64,
-        },
-        Vote {
-            g: u32,
-            term: u64,
-            last_index: u64,
-            last_term: u64,
-        },
-        VoteAck {
-            g: u32,
-            term: u64,
-            granted: bool,
-        },
-        ClientReq(Request),
-        ClientResp {
-            id: u64,
-            resp: Resp,
-        },
-    }
-    #[derive(Serialize, Deserialize)]
-    pub struct Group {
-        pub term: u64,
-        pub voted_for: Option<u64>,
-        pub log: Vec<Entry>,
-    }
-    #[derive(Serialize, Deserialize)]
-    pub struct Durable {
-        pub groups: Vec<Option<Group>>,
-    }
-    /// A save as an increment: per group, term and vote, the log prefix kept, entries appended.
-    #[derive(Serialize, Deserialize)]
-    pub struct GroupDelta {
-        pub term: u64,
-        pub voted_for: Option<u64>,
-        pub keep: u64,
-        pub entries: Vec<Entry>,
-    }
-    #[derive(Serialize, Deserialize)]
-    pub struct Delta {
-        pub groups: Vec<Option<GroupDelta>>,
-    }
-
-    pub fn entry_out(e: &r::Entry) -> Entry {
-        Entry {
-            term: e.term,
-            cmd: match e.cmd {
-                r::Cmd::Noop => Cmd::Noop,
-                r::Cmd::Kv { client, req } => Cmd::Kv {
-                    client: raw(client),
-                    req,
-                },
-            },
+    for (g, d) in base.groups.iter_mut().zip(d.groups) {
+        match (g, d) {
+            (None, None) => {}
+            (Some(g), Some(d)) => {
+                if d.keep > g.log.last_index() {
+                    return None;
+                }
+                g.term = d.term;
+                g.voted_for = d.voted_for;
+                g.log.truncate(d.keep);
+                for e in d.entries {
+                    g.log.push(e);
+                }
+            }
+            _ => return None,
         }
     }
-    pub fn entry_in(e: Entry) -> r::Entry {
-        r::Entry {
-            term: e.term,
-            cmd: match e.cmd {
-                Cmd::Noop => r::Cmd::Noop,
-                Cmd::Kv { client, req } => r::Cmd::Kv {
-                    client: id(client),
-                    req,
-                },
-            },
-        }
-    }
-    pub fn msg_out(m: &r::Msg) -> Msg {
-        match m {
-            r::Msg::Append {
-                g,
-                term,
-                prev_index,
-                prev_term,
-                entries,
-                commit,
-                round,
-            } => Msg::Append {
-                g: *g,
-                term: *term,
-                prev_index: *prev_index,
-                prev_term: *prev_term,
-                entries: entries.iter().map(entry_out).collect(),
-                commit: *commit,
-                round: *round,
-            },
-            r::Msg::AppendAck {
-                g,
-                term,
-                success,
-                index,
-                conflict_term,
-                round,
-            } => Msg::AppendAck {
-                g: *g,
-                term: *term,
-                success: *success,
-                index: *index,
-                conflict_term: *conflict_term,
-                round: *round,
-            },
-            r::Msg::Vote {
-                g,
-                term,
-                last_index,
-                last_term,
-            } => Msg::Vote {
-                g: *g,
-                term: *term,
-                last_index: *last_index,
-                last_term: *last_term,
-            },
-            r::Msg::VoteAck { g, term, granted } => Msg::VoteAck {
-                g: *g,
-                term: *term,
-                granted: *granted,
-            },
-            r::Msg::ClientReq(q) => Msg::ClientReq(*q),
-            r::Msg::ClientResp { id, resp } => Msg::ClientResp {
-                id: *id,
-                resp: match *resp {
-                    r::Resp::Done(o) => Resp::Done(o),
-                    r::Resp::Redirect(l) => Resp::Redirect(l.map(raw)),
-                    r::Resp::Unknown => Resp::Unknown,
-                },
-            },
-        }
-    }
-    pub fn msg_in(m: Msg) -> r::Msg {
-        match m {
-            Msg::Append {
-                g,
-                term,
-                prev_index,
-                prev_term,
-                entries,
-                commit,
-                round,
-            } => r::Msg::Append {
-                g,
-                term,
-                prev_index,
-                prev_term,
-                entries: entries.into_iter().map(entry_in).collect(),
-                commit,
-                round,
-            },
-            Msg::AppendAck {
-                g,
-                term,
-                success,
-                index,
-                conflict_term,
-                round,
-            } => r::Msg::AppendAck {
-                g,
-                term,
-                success,
-                index,
-                conflict_term,
-                round,
-            },
-            Msg::Vote {
-                g,
-                term,
-                last_index,
-                last_term,
-            } => r::Msg::Vote {
-                g,
-                term,
-                last_index,
-                last_term,
-            },
-            Msg::VoteAck { g, term, granted } => r::Msg::VoteAck { g, term, granted },
-            Msg::ClientReq(q) => r::Msg::ClientReq(q),
-            Msg::ClientResp { id: i, resp } => r::Msg::ClientResp {
-                id: i,
-                resp: match resp {
-                    Resp::Done(o) => r::Resp::Done(o),
-                    Resp::Redirect(l) => r::Resp::Redirect(l.map(id)),
-                    Resp::Unknown => r::Resp::Unknown,
-                },
-            },
-        }
-    }
+    Some(())
 }
 
 impl RealProtocol for RaftReal {
@@ -372,68 +166,43 @@ impl RealProtocol for RaftReal {
                 (None, None) => None,
                 (Some(p), Some(n)) => {
                     let d = n.log.first_difference(&p.log);
-                    Some(raft_wire::GroupDelta {
+                    Some(GroupDelta {
                         term: n.term,
-                        voted_for: n.voted_for.map(raw),
+                        voted_for: n.voted_for,
                         keep: d - 1,
-                        entries: n
-                            .log
-                            .slice(d, n.log.last_index())
-                            .iter()
-                            .map(raft_wire::entry_out)
-                            .collect(),
+                        entries: n.log.slice(d, n.log.last_index()),
                     })
                 }
                 _ => return None,
             });
         }
-        Some(enc(&raft_wire::Delta { groups }))
+        Some(enc(&Delta { groups }))
     }
 
     fn apply_delta(base: &mut quorumlab_raft::Durable, rec: &[u8]) -> Option<()> {
-        let d: raft_wire::Delta = dec(rec)?;
-        if d.groups.len() != base.groups.len() {
-            return None;
-        }
-        for (g, d) in base.groups.iter_mut().zip(d.groups) {
-            match (g, d) {
-                (None, None) => {}
-                (Some(g), Some(d)) => {
-                    if d.keep > g.log.last_index() {
-                        return None;
-                    }
-                    g.term = d.term;
-                    g.voted_for = d.voted_for.map(id);
-                    g.log.truncate(d.keep);
-                    for e in d.entries {
-                        g.log.push(raft_wire::entry_in(e));
-                    }
-                }
-                _ => return None,
-            }
-        }
-        Some(())
+        raft_apply(base, dec(rec)?)
     }
 
     fn endpoints(spec: &Spec, layout: &Layout) -> Result<Endpoints<Self>, String> {
         build::<quorumlab_raft::Raft, _, _>(layout, &spec.protocol.raft, spec.workload.timeout_ms)
     }
     fn enc_msg(m: &quorumlab_raft::Msg) -> Vec<u8> {
-        enc(&raft_wire::msg_out(m))
+        enc(m)
     }
     fn dec_msg(b: &[u8]) -> Option<quorumlab_raft::Msg> {
-        dec(b).map(raft_wire::msg_in)
+        dec(b)
     }
     fn enc_storage(s: &quorumlab_raft::Durable) -> Vec<u8> {
-        let d = raft_wire::Durable {
+        let d = Delta {
             groups: s
                 .groups
                 .iter()
                 .map(|g| {
-                    g.as_ref().map(|g| raft_wire::Group {
+                    g.as_ref().map(|g| GroupDelta {
                         term: g.term,
-                        voted_for: g.voted_for.map(raw),
-                        log: g.log.iter().map(raft_wire::entry_out).collect(),
+                        voted_for: g.voted_for,
+                        keep: 0,
+                        entries: g.log.iter().cloned().collect(),
                     })
                 })
                 .collect(),
@@ -441,33 +210,29 @@ impl RealProtocol for RaftReal {
         enc(&d)
     }
     fn dec_storage(b: &[u8]) -> Option<quorumlab_raft::Durable> {
-        let d: raft_wire::Durable = dec(b)?;
-        Some(quorumlab_raft::Durable {
+        let d: Delta = dec(b)?;
+        let mut s = quorumlab_raft::Durable {
             groups: d
                 .groups
-                .into_iter()
+                .iter()
                 .map(|g| {
-                    g.map(|g| {
-                        let mut log = quorumlab_raft::Log::new();
-                        for e in g.log {
-                            log.push(raft_wire::entry_in(e));
-                        }
-                        quorumlab_raft::GroupDurable {
-                            term: g.term,
-                            voted_for: g.voted_for.map(id),
-                            log,
-                        }
+                    g.as_ref().map(|_| quorumlab_raft::GroupDurable {
+                        term: 0,
+                        voted_for: None,
+                        log: quorumlab_raft::Log::new(),
                     })
                 })
                 .collect(),
-        })
+        };
+        raft_apply(&mut s, d)?;
+        Some(s)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use quorumlab_kv::{Key, Op};
+    use quorumlab_kv::{Key, Op, Request};
 
     #[test]
     fn raft_messages_round_trip() {
@@ -539,209 +304,22 @@ mod tests {
 }
 
 // ---------------------------------------------------------------------------------------------
-// ensemble (serde remote derives: the mirror types are checked field by field by the compiler)
+// ensemble
 
 pub struct EnsembleReal;
 
-mod ensemble_wire {
-    use quorumlab_ensemble as e;
-    use quorumlab_kv::{Key, Request, Value};
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use stateright::actor::Id;
-    use std::sync::Arc;
-
-    #[derive(Serialize, Deserialize)]
-    #[serde(remote = "e::Version")]
-    pub struct VersionDef {
-        epoch: u64,
-        seq: u64,
-    }
-    #[derive(Serialize, Deserialize)]
-    #[serde(remote = "e::Fact")]
-    pub struct FactDef {
-        epoch: u64,
-        seq: u64,
-        leader: Option<Id>,
-    }
-    #[derive(Serialize, Deserialize)]
-    #[serde(remote = "e::Obj")]
-    pub struct ObjDef {
-        value: Option<Value>,
-        #[serde(with = "VersionDef")]
-        version: e::Version,
-    }
-    #[derive(Serialize, Deserialize)]
-    pub struct ObjW(#[serde(with = "ObjDef")] pub e::Obj);
-    #[derive(Serialize, Deserialize)]
-    pub struct FactW(#[serde(with = "FactDef")] pub e::Fact);
-    #[derive(Serialize, Deserialize)]
-    pub struct VersionW(#[serde(with = "VersionDef")] pub e::Version);
-
-    mod opt_obj {
-        use super::*;
-        pub fn serialize<S: Serializer>(o: &Option<e::Obj>, s: S) -> Result<S::Ok, S::Error> {
-            o.map(ObjW).serialize(s)
-        }
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<e::Obj>, D::Error> {
-            Ok(Option::<ObjW>::deserialize(d)?.map(|w| w.0))
-        }
-    }
-
-    #[derive(Serialize, Deserialize)]
-    #[serde(remote = "e::Body")]
-    pub enum BodyDef {
-        Fact(#[serde(with = "FactDef")] e::Fact),
-        Ok,
-        Obj(#[serde(with = "opt_obj")] Option<e::Obj>),
-        Nack,
-    }
-    #[derive(Serialize, Deserialize)]
-    #[serde(remote = "e::KvReply")]
-    pub enum KvReplyDef {
-        Ok(Option<Value>),
-        Precondition,
-        Failed,
-        Timeout,
-        Unavailable,
-    }
-    #[derive(Serialize, Deserialize)]
-    #[serde(remote = "e::Intercept")]
-    pub enum InterceptDef {
-        CheckEpochFalse(bool),
-        DropPuts(bool),
-        TrustLease(Option<bool>),
-        LeaseMs(Option<u64>),
-        NotfoundDelayMs(Option<u64>),
-    }
-    #[derive(Serialize, Deserialize)]
-    #[serde(remote = "e::Msg")]
-    pub enum MsgDef {
-        Probe {
-            ens: u32,
-            req: u64,
-        },
-        Prepare {
-            ens: u32,
-            req: u64,
-            epoch: u64,
-        },
-        NewEpoch {
-            ens: u32,
-            req: u64,
-            epoch: u64,
-        },
-        Commit {
-            ens: u32,
-            req: u64,
-            #[serde(with = "FactDef")]
-            fact: e::Fact,
-        },
-        Get {
-            ens: u32,
-            req: u64,
-            key: Key,
-            epoch: u64,
-        },
-        Put {
-            ens: u32,
-            req: u64,
-            key: Key,
-            #[serde(with = "ObjDef")]
-            obj: e::Obj,
-            epoch: u64,
-        },
-        CheckEpoch {
-            ens: u32,
-            req: u64,
-            epoch: u64,
-        },
-        UpdateHash {
-            ens: u32,
-            key: Key,
-            #[serde(with = "VersionDef")]
-            version: e::Version,
-        },
-        Reply {
-            ens: u32,
-            req: u64,
-            #[serde(with = "BodyDef")]
-            body: e::Body,
-        },
-        ClientReq {
-            ens: u32,
-            req: Request,
-        },
-        Forward {
-            ens: u32,
-            client: Id,
-            req: Request,
-        },
-        ClientResp {
-            id: u64,
-            #[serde(with = "KvReplyDef")]
-            reply: e::KvReply,
-        },
-        Redirect {
-            id: u64,
-            leader: Option<Id>,
-        },
-        Intercept(#[serde(with = "InterceptDef")] e::Intercept),
-    }
-    #[derive(Serialize, Deserialize)]
-    pub struct MsgW(#[serde(with = "MsgDef")] pub e::Msg);
-
-    #[derive(Serialize, Deserialize)]
-    pub struct Peer {
-        ens: u32,
-        fact: Option<FactW>,
-        data: Vec<(Key, Option<ObjW>, Option<VersionW>)>,
-    }
-    #[derive(Serialize, Deserialize)]
-    pub struct Durable {
-        boot: u64,
-        peers: Vec<Peer>,
-    }
-
-    pub fn storage_out(s: &e::NodeDurable) -> Durable {
-        Durable {
-            boot: s.boot,
-            peers: s
-                .peers
-                .iter()
-                .map(|p| Peer {
-                    ens: p.ens,
-                    fact: p.fact.map(FactW),
-                    data: p
-                        .data
-                        .iter()
-                        .map(|(k, r)| (k, r.obj.map(ObjW), r.known.map(VersionW)))
-                        .collect(),
-                })
-                .collect(),
-        }
-    }
-    pub fn storage_in(d: Durable) -> e::NodeDurable {
-        e::NodeDurable {
-            boot: d.boot,
-            peers: d
-                .peers
-                .into_iter()
-                .map(|p| {
-                    let mut pd = e::PeerDurable::new(p.ens);
-                    pd.fact = p.fact.map(|f| f.0);
-                    for (k, obj, known) in p.data {
-                        if let Some(o) = obj {
-                            pd.data.put_obj(k, o.0);
-                        }
-                        if let Some(v) = known {
-                            pd.data.set_known(k, v.0);
-                        }
-                    }
-                    Arc::new(pd)
-                })
-                .collect(),
-        }
-    }
+/// An ensemble node's storage on disk: per hosted peer, its fact and its records as a flat list
+/// (the in-memory trie is an optimization of the simulator's saves).
+#[derive(Serialize, Deserialize)]
+struct EnsPeer {
+    ens: u32,
+    fact: Option<quorumlab_ensemble::Fact>,
+    data: Vec<(quorumlab_kv::Key, quorumlab_ensemble::Rec)>,
+}
+#[derive(Serialize, Deserialize)]
+struct EnsDurable {
+    boot: u64,
+    peers: Vec<EnsPeer>,
 }
 
 impl RealProtocol for EnsembleReal {
@@ -757,16 +335,47 @@ impl RealProtocol for EnsembleReal {
         )
     }
     fn enc_msg(m: &quorumlab_ensemble::Msg) -> Vec<u8> {
-        enc(&ensemble_wire::MsgW(m.clone()))
+        enc(m)
     }
     fn dec_msg(b: &[u8]) -> Option<quorumlab_ensemble::Msg> {
-        dec::<ensemble_wire::MsgW>(b).map(|w| w.0)
+        dec(b)
     }
     fn enc_storage(s: &quorumlab_ensemble::NodeDurable) -> Vec<u8> {
-        enc(&ensemble_wire::storage_out(s))
+        enc(&EnsDurable {
+            boot: s.boot,
+            peers: s
+                .peers
+                .iter()
+                .map(|p| EnsPeer {
+                    ens: p.ens,
+                    fact: p.fact,
+                    data: p.data.iter().collect(),
+                })
+                .collect(),
+        })
     }
     fn dec_storage(b: &[u8]) -> Option<quorumlab_ensemble::NodeDurable> {
-        dec(b).map(ensemble_wire::storage_in)
+        let d: EnsDurable = dec(b)?;
+        Some(quorumlab_ensemble::NodeDurable {
+            boot: d.boot,
+            peers: d
+                .peers
+                .into_iter()
+                .map(|p| {
+                    let mut pd = quorumlab_ensemble::PeerDurable::new(p.ens);
+                    pd.fact = p.fact;
+                    for (k, r) in p.data {
+                        if let Some(o) = r.obj {
+                            pd.data.put_obj(k, o);
+                        }
+                        if let Some(v) = r.known {
+                            pd.data.set_known(k, v);
+                        }
+                    }
+                    std::sync::Arc::new(pd)
+                })
+                .collect(),
+        })
     }
 }
 

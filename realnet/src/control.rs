@@ -6,15 +6,17 @@
 //! | `crash` | SIGKILL (`lose_unsynced` has no extra effect: every acknowledged save was fsynced) |
 //! | `restart` | start the process again from its data directory |
 //! | `pause` | SIGSTOP, SIGCONT after `for_ms` |
-//! | `partition`, `one_way`, `isolate`, `isolate_leader`, `halves`, `bridge`, `ring`, `heal` | the nodes' in-process drop layer, set over their admin sockets (server-to-server links only; client links are never cut) |
+//! | `partition`, `one_way`, `isolate`, `isolate_leader`, `halves`, `bridge`, `ring`, `heal` | the nodes' in-process drop layer, set over their admin sockets; with `--netns`, nftables drop rules in the nodes' namespaces (server-to-server links only; client links are never cut) |
 //! | `clock_rate` | not applied (simulation only), logged as skipped |
 //!
-//! `[[nemesis]]` generators are not run in real mode (a warning says so).
+//! `[[nemesis]]` generators run as in simulation: the same code
+//! ([`quorumlab_workloads::driver::nemesis_start`] / [`nemesis_end`]) draws each fault from the
+//! same random stream, at wall-clock offsets.
 
 use crate::host::Stats;
 use quorumlab_kv::history::{Event, EventType};
 use quorumlab_kv::Leadership;
-use quorumlab_workloads::driver::{bridge_cuts, ring_cuts};
+use quorumlab_workloads::driver::{bridge_cuts, nemesis_end, nemesis_start, ring_cuts};
 use quorumlab_workloads::spec::Fault;
 use quorumlab_workloads::{FaultRecord, LeaderChange, Spec};
 use rand::seq::SliceRandom;
@@ -38,6 +40,14 @@ pub trait NodeControl: Send {
     /// SIGSTOP (`true`) or SIGCONT (`false`).
     fn signal(&mut self, i: usize, stop: bool);
     fn admin_path(&self, i: usize) -> PathBuf;
+    /// Whether link cuts are kernel rules (`--netns`) rather than the nodes' drop layer.
+    fn kernel_cuts(&self) -> bool {
+        false
+    }
+    /// Installs the whole cut matrix as kernel rules (with [`Self::kernel_cuts`]).
+    fn set_kernel_cuts(&mut self, _cuts: &BTreeSet<(usize, usize)>) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// One admin command; `None` if the node does not answer within `timeout`.
@@ -171,6 +181,9 @@ impl Schedule<'_> {
 
     /// Pushes node `i`'s rows of the cut matrix to it.
     fn push_cuts(&mut self, i: usize) {
+        if self.ctl.kernel_cuts() {
+            return; // kernel rules outlive the process: nothing to push to a restarted node
+        }
         if self.state[i] != Up::Running {
             return;
         }
@@ -195,6 +208,13 @@ impl Schedule<'_> {
         }
     }
     fn push_all(&mut self) {
+        if self.ctl.kernel_cuts() {
+            let cuts = self.cuts.clone();
+            if let Err(e) = self.ctl.set_kernel_cuts(&cuts) {
+                eprintln!("warning: nftables: {e}");
+            }
+            return;
+        }
         for i in 0..self.ctl.nodes() {
             self.push_cuts(i);
         }
@@ -437,9 +457,6 @@ pub fn run_schedule(
     stop: &AtomicBool,
     ctl: &mut dyn NodeControl,
 ) -> FaultLog {
-    if !spec.nemesis.is_empty() {
-        eprintln!("warning: [[nemesis]] generators are not run in real mode; only [[faults]] are");
-    }
     let n = ctl.nodes();
     let mut s = Schedule {
         spec,
@@ -461,6 +478,14 @@ pub fn run_schedule(
     pending.sort();
     let mut pending = std::collections::VecDeque::from(pending);
     let mut resumes: Vec<(usize, u64)> = Vec::new();
+    let secs = |x: f64| (x * 1e9) as u64;
+    // [[nemesis]] generators: next firing per generator; ends of their faults (at, gen, target).
+    let mut gen_next: Vec<Option<u64>> = spec
+        .nemesis
+        .iter()
+        .map(|g| Some(secs(g.start_s + g.every_s)))
+        .collect();
+    let mut gen_ends: Vec<(u64, usize, usize)> = Vec::new();
     let mut next_sample = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let now = s.now();
@@ -473,6 +498,29 @@ pub fn run_schedule(
                 s.observe();
                 continue;
             }
+        }
+        if let Some(k) = gen_ends.iter().position(|&(t, _, _)| t <= now) {
+            let (_, g, target) = gen_ends.remove(k);
+            if let Some(f) = nemesis_end(&spec.nemesis[g], target) {
+                if let Some(r) = s.apply(&f) {
+                    resumes.push(r);
+                }
+                s.observe();
+            }
+            continue;
+        }
+        if let Some(g) = (0..gen_next.len()).find(|&g| gen_next[g].is_some_and(|t| t <= now)) {
+            let gen = &spec.nemesis[g];
+            let at = gen_next[g].unwrap_or(now);
+            let (fault, target) = nemesis_start(gen, n, groups, &mut s.frng);
+            if let Some(r) = s.apply(&fault) {
+                resumes.push(r);
+            }
+            s.observe();
+            gen_ends.push((at + secs(gen.duration_s), g, target));
+            let next = at + secs(gen.every_s);
+            gen_next[g] = gen.stop_s.is_none_or(|x| next <= secs(x)).then_some(next);
+            continue;
         }
         if let Some(k) = resumes.iter().position(|&(_, t)| t <= now) {
             let (i, _) = resumes.remove(k);
@@ -505,6 +553,8 @@ pub struct LocalCluster {
     pub data: Vec<PathBuf>,
     pub logs: Vec<PathBuf>,
     children: Vec<Option<Child>>,
+    /// `--netns`: node `i` runs in namespace `ns(i)`; cuts are nftables rules.
+    pub netns: Option<crate::netns::Netns>,
 }
 
 impl LocalCluster {
@@ -521,6 +571,7 @@ impl LocalCluster {
             data,
             logs,
             children: (0..n).map(|_| None).collect(),
+            netns: None,
         }
     }
 
@@ -594,7 +645,16 @@ impl NodeControl for LocalCluster {
             .append(true)
             .open(&self.logs[i])
             .map_err(|e| format!("{}: {e}", self.logs[i].display()))?;
-        let child = Command::new(&self.exe)
+        let mut cmd = match &self.netns {
+            // `ip netns exec` execs the node in place: the pid we signal is the node's.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &ns.ns(i)]).arg(&self.exe);
+                c
+            }
+            None => Command::new(&self.exe),
+        };
+        let child = cmd
             .args(&self.args[i])
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
@@ -615,5 +675,14 @@ impl NodeControl for LocalCluster {
     }
     fn admin_path(&self, i: usize) -> PathBuf {
         self.data[i].join("admin.sock")
+    }
+    fn kernel_cuts(&self) -> bool {
+        self.netns.is_some()
+    }
+    fn set_kernel_cuts(&mut self, cuts: &BTreeSet<(usize, usize)>) -> Result<(), String> {
+        match &self.netns {
+            Some(ns) => ns.set_cuts(cuts),
+            None => Ok(()),
+        }
     }
 }

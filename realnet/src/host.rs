@@ -524,7 +524,7 @@ where
 }
 
 /// An outgoing connection: connect (retrying), hello, then write queued frames and read replies.
-async fn outbound<M: Send + 'static>(
+pub(crate) async fn outbound<M: Send + 'static>(
     addr: SocketAddr,
     secret: String,
     mut rx: mpsc::Receiver<Vec<u8>>,

@@ -7,6 +7,8 @@
 //! * [`storage`]: checksummed, atomically replaced, fsynced storage file.
 //! * [`node`], [`load`]: a node process; the real-time workload driver.
 //! * [`control`]: the fault schedule against processes; the local cluster launcher.
+//! * [`openraft`]: the openraft crate on tokio: TCP `RaftNetworkV2`, log on disk.
+//! * [`netns`]: `--netns`: namespaces, veth links, `tc netem`, nftables cuts.
 //! * [`cluster`]: the cluster file (`CLUSTER.toml`).
 
 pub mod cluster;
@@ -15,11 +17,13 @@ pub mod control;
 pub mod frame;
 pub mod host;
 pub mod load;
+pub mod netns;
 pub mod node;
+pub mod openraft;
 pub mod storage;
 
 pub use cluster::ClusterFile;
 pub use codec::{EnsembleReal, RaftReal, RealProtocol, SingleReal};
 
 /// The protocols that run in real mode.
-pub const PROTOCOLS: &[&str] = &["single", "raft", "ensemble"];
+pub const PROTOCOLS: &[&str] = &["single", "raft", "ensemble", "openraft"];

@@ -167,6 +167,28 @@ impl DurableFile {
         Ok(())
     }
 
+    /// Appends an incremental record without syncing it; [`Self::sync_log`] (or an
+    /// `fdatasync` on [`Self::log_handle`]) makes it and every earlier record durable.
+    pub fn append_unsynced(&mut self, rec: &[u8]) -> io::Result<()> {
+        let fsync = std::mem::replace(&mut self.fsync, false);
+        let r = self.append(rec);
+        self.fsync = fsync;
+        r
+    }
+
+    /// `fdatasync`s the log (a no-op with fsync off).
+    pub fn sync_log(&self) -> io::Result<()> {
+        if self.fsync {
+            self.wal.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// A second handle on the log file, for a thread that syncs it (group commit).
+    pub fn log_handle(&self) -> io::Result<File> {
+        self.wal.try_clone()
+    }
+
     /// The newest complete snapshot: (sequence, body, slot).
     fn newest(&self) -> io::Result<Option<(u64, Vec<u8>, usize)>> {
         let mut best: Option<(u64, Vec<u8>, usize)> = None;

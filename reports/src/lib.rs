@@ -10,6 +10,7 @@
 
 pub mod compare;
 pub mod csv;
+pub mod engines;
 pub mod html;
 pub mod metrics;
 pub mod ops;

@@ -7,7 +7,7 @@
 
 use crate::generator::OpGen;
 use crate::network::build_network;
-use crate::spec::{Fault, Mode, NemesisKind, Spec};
+use crate::spec::{Fault, Mode, NemesisGen, NemesisKind, Spec};
 use quorumlab_kv::history::{Event, EventType};
 use quorumlab_kv::{ClientConfig, KvProcess, KvProtocol, Layout, Outcome, Request};
 use quorumlab_sim::{MsgRecord, Nanos, NetStats, RunStop, Seeds, Sim, SimStats, Stream, MS, SEC};
@@ -98,6 +98,85 @@ enum Action {
 struct ClientSlot {
     process: u64,
     outstanding: Option<(Request, Nanos)>,
+}
+
+/// What a `[[nemesis]]` generator injects when it fires: the fault, and the node it picked (for
+/// [`nemesis_end`]). Shared by the simulator's driver and real mode, so both draw the same
+/// faults from the same random stream.
+pub fn nemesis_start<R: Rng>(
+    gen: &NemesisGen,
+    nodes: usize,
+    groups: usize,
+    rng: &mut R,
+) -> (Fault, usize) {
+    let pick = |rng: &mut R| rng.random_range(0..nodes);
+    match gen.kind {
+        NemesisKind::Halves => (Fault::Halves, 0),
+        NemesisKind::Bridge => (Fault::Bridge, 0),
+        NemesisKind::Ring => (Fault::Ring, 0),
+        NemesisKind::Isolate => {
+            let i = pick(rng);
+            (
+                Fault::Isolate {
+                    node: format!("n{i}"),
+                },
+                i,
+            )
+        }
+        NemesisKind::IsolateLeader => {
+            let group = rng.random_range(0..groups);
+            (Fault::IsolateLeader { group }, 0)
+        }
+        NemesisKind::Crash | NemesisKind::CrashLoseUnsynced => {
+            let i = pick(rng);
+            (
+                Fault::Crash {
+                    node: format!("n{i}"),
+                    lose_unsynced: gen.kind == NemesisKind::CrashLoseUnsynced,
+                },
+                i,
+            )
+        }
+        NemesisKind::Pause => {
+            let i = pick(rng);
+            (
+                Fault::Pause {
+                    node: format!("n{i}"),
+                    for_ms: gen.duration_s * 1000.0,
+                },
+                i,
+            )
+        }
+        NemesisKind::Clock => {
+            let i = pick(rng);
+            (
+                Fault::ClockRate {
+                    node: format!("n{i}"),
+                    rate: gen.rate,
+                },
+                i,
+            )
+        }
+    }
+}
+
+/// What ends a generator's fault `duration_s` after it fired (`None`: it ends by itself).
+pub fn nemesis_end(gen: &NemesisGen, target: usize) -> Option<Fault> {
+    match gen.kind {
+        NemesisKind::Halves
+        | NemesisKind::Bridge
+        | NemesisKind::Ring
+        | NemesisKind::Isolate
+        | NemesisKind::IsolateLeader => Some(Fault::Heal),
+        NemesisKind::Crash | NemesisKind::CrashLoseUnsynced => Some(Fault::Restart {
+            node: format!("n{target}"),
+        }),
+        NemesisKind::Pause => None, // a pause ends by itself
+        NemesisKind::Clock => Some(Fault::ClockRate {
+            node: format!("n{target}"),
+            rate: 1.0,
+        }),
+    }
 }
 
 /// Jepsen's bridge over nodes in `order`: two halves that cannot talk to each other, and the
@@ -530,57 +609,9 @@ impl<P: KvProtocol> Driver<'_, P> {
     fn gen_start(&mut self, g: usize) {
         let gen = self.spec.nemesis[g].clone();
         let now = self.sim.now();
-        let pick = |d: &mut Self| d.frng.random_range(0..d.layout.nodes);
-        let target = match gen.kind {
-            NemesisKind::Halves => {
-                self.apply(&Fault::Halves);
-                0
-            }
-            NemesisKind::Bridge => {
-                self.apply(&Fault::Bridge);
-                0
-            }
-            NemesisKind::Ring => {
-                self.apply(&Fault::Ring);
-                0
-            }
-            NemesisKind::Isolate => {
-                let i = pick(self);
-                self.apply(&Fault::Isolate {
-                    node: format!("n{i}"),
-                });
-                i
-            }
-            NemesisKind::IsolateLeader => {
-                let group = self.frng.random_range(0..self.layout.groups.len());
-                self.apply(&Fault::IsolateLeader { group });
-                0
-            }
-            NemesisKind::Crash | NemesisKind::CrashLoseUnsynced => {
-                let i = pick(self);
-                self.apply(&Fault::Crash {
-                    node: format!("n{i}"),
-                    lose_unsynced: gen.kind == NemesisKind::CrashLoseUnsynced,
-                });
-                i
-            }
-            NemesisKind::Pause => {
-                let i = pick(self);
-                self.apply(&Fault::Pause {
-                    node: format!("n{i}"),
-                    for_ms: gen.duration_s * 1000.0,
-                });
-                i
-            }
-            NemesisKind::Clock => {
-                let i = pick(self);
-                self.apply(&Fault::ClockRate {
-                    node: format!("n{i}"),
-                    rate: gen.rate,
-                });
-                i
-            }
-        };
+        let groups = self.layout.groups.len();
+        let (fault, target) = nemesis_start(&gen, self.layout.nodes, groups, &mut self.frng);
+        self.apply(&fault);
         self.at(
             now + secs(gen.duration_s),
             Action::GenEnd { gen: g, target },
@@ -592,21 +623,8 @@ impl<P: KvProtocol> Driver<'_, P> {
     }
 
     fn gen_end(&mut self, g: usize, target: usize) {
-        let kind = self.spec.nemesis[g].kind;
-        match kind {
-            NemesisKind::Halves
-            | NemesisKind::Bridge
-            | NemesisKind::Ring
-            | NemesisKind::Isolate
-            | NemesisKind::IsolateLeader => self.apply(&Fault::Heal),
-            NemesisKind::Crash | NemesisKind::CrashLoseUnsynced => self.apply(&Fault::Restart {
-                node: format!("n{target}"),
-            }),
-            NemesisKind::Pause => {} // a pause ends by itself
-            NemesisKind::Clock => self.apply(&Fault::ClockRate {
-                node: format!("n{target}"),
-                rate: 1.0,
-            }),
+        if let Some(f) = nemesis_end(&self.spec.nemesis[g], target) {
+            self.apply(&f);
         }
     }
 

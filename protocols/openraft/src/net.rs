@@ -15,6 +15,7 @@ use openraft::raft::{
 use openraft::{AnyError, AsyncRuntime, RPCTypes, RaftNetworkFactory, RaftNetworkV2};
 use quorumlab_kv::{Outcome, Request};
 use quorumlab_sim::Message;
+use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -27,7 +28,7 @@ use tokio::sync::oneshot;
 const ENTRY_BYTES: usize = 48;
 
 /// The body of a server-to-server message.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Body {
     Vote(VoteRequest<TC>),
     PreVote(VoteRequest<TC>),
@@ -64,7 +65,7 @@ impl Body {
 /// this identifies a message within a run. (The client adapter contract asks for `Eq + Ord +
 /// Hash` for the model checker; openraft's payloads have none of them, and this protocol is not
 /// model-checked.)
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PeerMsg {
     pub group: u32,
     pub rpc: u64,
@@ -99,7 +100,7 @@ impl Hash for PeerMsg {
 }
 
 /// Why a server sent a client elsewhere.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum RedirectReason {
     /// Not the leader (the hint, if any, names who is).
     NotLeader,
@@ -113,7 +114,7 @@ pub enum RedirectReason {
 }
 
 /// Every message of an openraft cluster (servers and clients).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum OrMsg {
     Peer(PeerMsg),
     /// A client request (the client is the sender).

@@ -7,6 +7,7 @@ use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, V
 use openraft::storage::{EntryResponder, IOFlushed, RaftLogStorage, RaftStateMachine};
 use openraft::{EntryPayload, LogState, RaftLogReader, RaftSnapshotBuilder};
 use quorumlab_kv::{KvMap, Outcome, Request};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
@@ -14,7 +15,7 @@ use std::ops::RangeBounds;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A command in the log: a client's request (the client endpoint is kept for de-duplication).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cmd {
     pub client: u64,
     pub req: Request,
@@ -208,7 +209,7 @@ impl RaftLogStorage<TC> for LogStore {
 
 /// The replicated map plus the last request applied for each client (de-duplication of
 /// retried requests: a retry of an applied request gets the first outcome back).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvData {
     pub kv: KvMap,
     pub last: BTreeMap<u64, (u64, Outcome)>,

@@ -31,7 +31,7 @@ pub type Term = u64;
 pub type Index = u64;
 
 /// What a log entry asks the state machine to do.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Cmd {
     /// The entry a new leader appends at the start of its term (thesis §6.4: it lets the leader
     /// learn which entries are committed, and commit entries of earlier terms indirectly).
@@ -41,14 +41,14 @@ pub enum Cmd {
 }
 
 /// A log entry.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Entry {
     pub term: Term,
     pub cmd: Cmd,
 }
 
 /// A server's answer to a client request.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Resp {
     /// Applied (or read) with this outcome.
     Done(Outcome),
@@ -63,7 +63,7 @@ pub enum Resp {
 /// Raft messages. `g` is the Raft group; `round` numbers the leader's AppendEntries broadcasts
 /// within its term and is echoed in the acknowledgement (ReadIndex confirmation, leases, check
 /// quorum).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Msg {
     /// AppendEntries request (also the heartbeat).
     Append {
