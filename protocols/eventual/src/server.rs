@@ -130,6 +130,9 @@ pub struct Fsm {
     pub targets: BTreeMap<Id, Target>,
     /// Replies (read) or acks (write), the coordinator's own included.
     pub count: usize,
+    /// The coordinator's own copy is counted in `count` (it is a replica or stands in for a
+    /// suspected one).
+    pub me_counts: bool,
     /// Read phase: the coordinator's own copy and every reply merged.
     pub merged: Obj,
     /// The coordinator's own copy as read (for read repair).
@@ -302,6 +305,7 @@ impl Server {
             phase,
             targets: BTreeMap::new(),
             count: 0,
+            me_counts: false,
             merged: Obj::default(),
             local: None,
             answered: false,
@@ -328,10 +332,16 @@ impl Server {
     }
 
     fn start_read(&self, st: &mut NodeSt, rid: u64, fsm: &mut Fsm, o: &mut Out<Self>) {
-        let (targets, _) = self.plan(st, fsm.key);
+        let (targets, my_hint) = self.plan(st, fsm.key);
         fsm.local = st.obj(fsm.key).cloned();
         fsm.merged = fsm.local.clone().unwrap_or_default();
-        fsm.count = 1;
+        // The coordinator's own copy counts toward R if it is a replica: a primary, a
+        // stand-in for a suspected primary, or a node holding a (hinted) copy. A node outside
+        // the preference list with nothing stored is not a replica.
+        let replica =
+            self.cfg.is_primary(fsm.key, st.me) || my_hint.is_some() || fsm.local.is_some();
+        fsm.me_counts = replica;
+        fsm.count = usize::from(replica);
         fsm.targets = targets;
         for &t in fsm.targets.keys() {
             o.send(t, Msg::RGet { rid, key: fsm.key });
@@ -430,9 +440,13 @@ impl Server {
     }
 
     fn send_write(&self, st: &mut NodeSt, rid: u64, fsm: &mut Fsm, o: &mut Out<Self>) {
-        let (targets, _) = self.plan(st, fsm.key);
+        let (targets, my_hint) = self.plan(st, fsm.key);
         fsm.targets = targets;
-        fsm.count = 1;
+        // The coordinator's own write counts toward W if it is a primary or stands in for a
+        // suspected one; otherwise its copy is an extra hinted copy (handed off and dropped
+        // later) and W acknowledgements must come from the preference list.
+        fsm.me_counts = self.cfg.is_primary(fsm.key, st.me) || my_hint.is_some();
+        fsm.count = usize::from(fsm.me_counts);
         let obj = st.obj(fsm.key).cloned().unwrap_or_default();
         for (&t, tg) in &fsm.targets {
             o.send(
@@ -562,6 +576,7 @@ impl Server {
                 return;
             }
             let mut sent = false;
+            let mut stood_in = false;
             for t in silent {
                 st.down.insert(t);
                 let tg = fsm.targets.get_mut(&t).expect("target");
@@ -570,6 +585,15 @@ impl Server {
                 // A write keeps looking for N copies even once answered (a fallback keeps
                 // the copy for the primary); a read only while the client still waits.
                 if !s.cfg.sloppy || (fsm.answered && fsm.phase == Phase::Read) {
+                    continue;
+                }
+                // The coordinator itself is the nearest fallback (its write phase already
+                // stored a copy hinted for every primary).
+                if !fsm.me_counts {
+                    fsm.me_counts = true;
+                    fsm.count += 1;
+                    stood_in = true;
+                    st.stats.sloppy_substitutions += 1;
                     continue;
                 }
                 let Some(f) = s.replacement(st, fsm) else {
@@ -599,6 +623,12 @@ impl Server {
             }
             if sent {
                 s.arm_sloppy(rid, o);
+            }
+            if stood_in {
+                match fsm.phase {
+                    Phase::Read => s.read_progress(st, rid, fsm, o),
+                    Phase::Write => s.write_progress(fsm, o),
+                }
             }
         });
     }

@@ -138,3 +138,25 @@ fn add_on_a_register_is_a_failed_precondition() {
         Some(Outcome::Fail(FailKind::Precondition))
     );
 }
+
+#[test]
+fn quorum_reads_see_completed_writes_from_any_coordinator() {
+    // Local routing: most coordinators are outside the key's preference list. Without
+    // faults, R + W > N still makes every read see the last completed write.
+    let p = Params {
+        client_routing: quorumlab_eventual::Routing::Local,
+        ..params()
+    };
+    let mut h = H::new(5, 5, p, 6);
+    for i in 0..60u64 {
+        let key = (i % 7) as u32;
+        let w = (i % 5) as usize;
+        let r = ((i + 2) % 5) as usize;
+        assert_eq!(h.call(w, key, Op::Write(i + 100)), ok());
+        assert_eq!(h.call(r, key, Op::Read), reg(i + 100), "op {i}");
+        let a = h.call(w, 200 + key, Op::Add(i));
+        assert_eq!(a, ok());
+        let s = set_of(&h.call(r, 200 + key, Op::Read));
+        assert!(s.contains(&i), "op {i}: {s:?}");
+    }
+}
