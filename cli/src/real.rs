@@ -11,7 +11,7 @@ use quorumlab_realnet::load::{run_load, LoadResult};
 use quorumlab_realnet::node::{layout, run_node, NodeOptions};
 use quorumlab_realnet::openraft::node::run_openraft_node;
 use quorumlab_realnet::openraft::OpenraftReal;
-use quorumlab_realnet::{ClusterFile, EnsembleReal, RaftReal, SingleReal};
+use quorumlab_realnet::{ClusterFile, EnsembleReal, EventualReal, RaftReal, SingleReal};
 use quorumlab_sim::{KindStats, NetStats, SimStats};
 use quorumlab_workloads::{RunOutput, Spec};
 use std::fs;
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct NodeArgs {
-    /// The protocol (single | raft | ensemble | openraft).
+    /// The protocol (single | raft | ensemble | openraft | eventual).
     #[arg(long, short)]
     pub protocol: String,
     /// This node's index in CLUSTER.toml's [[nodes]] (n0 is 0).
@@ -145,6 +145,7 @@ pub fn node_command(a: &NodeArgs) -> Result<ExitCode, CliError> {
         "single" => run_node::<SingleReal>(&spec, &cluster, &opts),
         "ensemble" => run_node::<EnsembleReal>(&spec, &cluster, &opts),
         "openraft" => run_openraft_node(&spec, &cluster, &opts),
+        "eventual" => run_node::<EventualReal>(&spec, &cluster, &opts),
         _ => run_node::<RaftReal>(&spec, &cluster, &opts),
     };
     r.map_err(failed)?;
@@ -162,6 +163,7 @@ fn load_dispatch(
         "single" => run_load::<SingleReal>(spec, cluster, seed, start),
         "ensemble" => run_load::<EnsembleReal>(spec, cluster, seed, start),
         "openraft" => run_load::<OpenraftReal>(spec, cluster, seed, start),
+        "eventual" => run_load::<EventualReal>(spec, cluster, seed, start),
         _ => run_load::<RaftReal>(spec, cluster, seed, start),
     }
 }
@@ -371,7 +373,7 @@ pub fn execute_real(
     lc.launch().map_err(failed)?;
     let groups = spec.cluster.groups;
     // Let a leader emerge before the clock starts (up to 5 s; leaderless protocols skip this).
-    if a.protocol != "single" {
+    if a.protocol != "single" && a.protocol != "eventual" {
         let t = Instant::now();
         'wait: while t.elapsed() < Duration::from_secs(5) {
             for i in 0..a.nodes {

@@ -45,6 +45,8 @@ pub trait RealProtocol: 'static {
     fn apply_delta(_base: &mut PStore<Self>, _rec: &[u8]) -> Option<()> {
         None
     }
+    /// Called before each handler of an actor (eventual's servers read a clock).
+    fn before(_actor: &KvNode<Self::S, Self::C>) {}
 }
 
 /// The actors `P::build` makes, taken out of their simulator wrappers.
@@ -373,6 +375,92 @@ impl RealProtocol for EnsembleReal {
                         }
                     }
                     std::sync::Arc::new(pd)
+                })
+                .collect(),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// eventual
+
+pub struct EventualReal;
+
+/// An eventual node's storage on disk: its counters and each stored copy (object, hints).
+#[derive(Serialize, Deserialize)]
+struct EvDurable {
+    boots: u64,
+    next_epoch: u64,
+    data: Vec<(
+        quorumlab_kv::Key,
+        quorumlab_eventual::Obj,
+        std::collections::BTreeSet<Id>,
+    )>,
+}
+
+impl RealProtocol for EventualReal {
+    const NAME: &'static str = "eventual";
+    type S = quorumlab_eventual::Server;
+    type C = quorumlab_eventual::Adapter;
+
+    fn endpoints(spec: &Spec, layout: &Layout) -> Result<Endpoints<Self>, String> {
+        use quorumlab_eventual::{Adapter, Clock, Eventual, Server};
+        let params = &spec.protocol.eventual;
+        Eventual::check(params, layout)?;
+        let cfg = Eventual::cfg(layout, params);
+        let timeout = Duration::from_secs_f64(spec.workload.timeout_ms.max(1.0) / 1000.0);
+        let servers = (0..layout.nodes).map(|_| {
+            KvNode::Server(Server {
+                cfg: cfg.clone(),
+                clock: Clock::default(),
+            })
+        });
+        let adapter = Adapter { cfg: cfg.clone() };
+        let clients = (0..layout.clients)
+            .map(|_| KvNode::Client(quorumlab_kv::KvClient::new(adapter.clone(), timeout)));
+        Ok(servers.chain(clients).collect())
+    }
+    /// The server's clock (its LWW and statebox timestamps) is the machine's: nanoseconds since
+    /// the Unix epoch, so nodes on different machines compare real clocks, skew included.
+    fn before(actor: &KvNode<Self::S, Self::C>) {
+        if let KvNode::Server(s) = actor {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos() as u64;
+            s.clock.set(now);
+        }
+    }
+    fn enc_msg(m: &quorumlab_eventual::Msg) -> Vec<u8> {
+        enc(m)
+    }
+    fn dec_msg(b: &[u8]) -> Option<quorumlab_eventual::Msg> {
+        dec(b)
+    }
+    fn enc_storage(s: &quorumlab_eventual::Durable) -> Vec<u8> {
+        enc(&EvDurable {
+            boots: s.boots,
+            next_epoch: s.next_epoch,
+            data: s
+                .data
+                .iter()
+                .map(|(k, st)| (*k, st.obj.clone(), st.hints.clone()))
+                .collect(),
+        })
+    }
+    fn dec_storage(b: &[u8]) -> Option<quorumlab_eventual::Durable> {
+        let d: EvDurable = dec(b)?;
+        Some(quorumlab_eventual::Durable {
+            boots: d.boots,
+            next_epoch: d.next_epoch,
+            data: d
+                .data
+                .into_iter()
+                .map(|(k, obj, hints)| {
+                    (
+                        k,
+                        std::sync::Arc::new(quorumlab_eventual::Stored { obj, hints }),
+                    )
                 })
                 .collect(),
         })

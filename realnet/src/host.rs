@@ -214,6 +214,7 @@ where
         for li in 0..self.locals.len() {
             let mut out = Out::new();
             let l = &self.locals[li];
+            R::before(&l.actor);
             let st = l.actor.on_start(l.id, &storage, &mut out);
             self.locals[li].state = Some(st);
             self.apply(li, out);
@@ -249,6 +250,7 @@ where
         };
         let mut cow = Cow::Owned(st);
         let mut out = Out::new();
+        R::before(&self.locals[li].actor);
         f(
             &self.locals[li].actor,
             self.locals[li].id,

@@ -23,7 +23,7 @@ pub mod openraft;
 pub mod storage;
 
 pub use cluster::ClusterFile;
-pub use codec::{EnsembleReal, RaftReal, RealProtocol, SingleReal};
+pub use codec::{EnsembleReal, EventualReal, RaftReal, RealProtocol, SingleReal};
 
 /// The protocols that run in real mode.
-pub const PROTOCOLS: &[&str] = &["single", "raft", "ensemble", "openraft"];
+pub const PROTOCOLS: &[&str] = &["single", "raft", "ensemble", "openraft", "eventual"];

@@ -3,10 +3,11 @@
 use crate::object::{Obj, VV};
 use quorumlab_kv::{Datum, Key, Value};
 use quorumlab_sim::Message;
+use serde::{Deserialize, Serialize};
 use stateright::actor::Id;
 
 /// How a coordinator answers a mutation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Reply {
     /// W replicas (the coordinator included) acknowledged.
     Ok,
@@ -20,20 +21,20 @@ pub enum Reply {
 }
 
 /// A register write's value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum PutVal {
     Reg(Value),
     Tomb,
 }
 
 /// Why a replica put is sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Why {
     Write,
     ReadRepair,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Msg {
     // ---- client → coordinator ----
     /// Quorum read.

@@ -15,10 +15,11 @@
 
 use quorumlab_kv::{Datum, Value, ValueSet};
 use std::collections::{BTreeMap, BTreeSet};
+use serde::{Deserialize, Serialize};
 
 /// A timestamp from the coordinating node's own clock (virtual ns of its local clock, which
 /// runs at the node's clock rate); the node id breaks ties.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Ts {
     pub t: u64,
     pub node: u32,
@@ -28,21 +29,21 @@ pub struct Ts {
 /// starts coordinating writes on a local copy it did not hold in this incarnation (first
 /// write, after a restart, after handing a fallback copy off), so a dot is never reused even
 /// when a node loses or drops its copy (riak_kv's per-key epochs solve the same problem).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Actor {
     pub node: u32,
     pub epoch: u64,
 }
 
 /// One event: the `n`-th write coordinated by `actor`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Dot {
     pub actor: Actor,
     pub n: u64,
 }
 
 /// A version vector: for each actor, how many of its events are known.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct VV(pub BTreeMap<Actor, u64>);
 
 impl VV {
@@ -73,7 +74,7 @@ impl VV {
 /// operations that produced it. The only operation here is "add element e" (set union),
 /// for which `F(F(v)) = F(v)` and any two commute, so replaying a queue in timestamp order
 /// onto any value that already reflects some of its operations is harmless.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Statebox {
     pub value: ValueSet,
     /// (timestamp, element added), sorted by timestamp.
@@ -145,7 +146,7 @@ impl Statebox {
 }
 
 /// A sibling's value.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Val {
     /// A register value.
     Reg(Value),
@@ -156,14 +157,14 @@ pub enum Val {
 }
 
 /// A sibling: the coordinator's timestamp and the value.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Sib {
     pub ts: Ts,
     pub val: Val,
 }
 
 /// One replica's object for one key.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Obj {
     /// Every event this object has seen (its siblings' dots included).
     pub ctx: VV,
