@@ -14,12 +14,14 @@
 //! causality (riak's `last_write_wins = true`).
 
 use quorumlab_kv::{Datum, Value, ValueSet};
-use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A timestamp from the coordinating node's own clock (virtual ns of its local clock, which
 /// runs at the node's clock rate); the node id breaks ties.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Ts {
     pub t: u64,
     pub node: u32,
@@ -29,7 +31,9 @@ pub struct Ts {
 /// starts coordinating writes on a local copy it did not hold in this incarnation (first
 /// write, after a restart, after handing a fallback copy off), so a dot is never reused even
 /// when a node loses or drops its copy (riak_kv's per-key epochs solve the same problem).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Actor {
     pub node: u32,
     pub epoch: u64,
