@@ -249,10 +249,31 @@ impl Obj {
     }
 
     /// Whether this object knows everything `o` knows (merging `o` in would change nothing).
+    /// Computed without merging: the context must dominate, and (DVV) the merge must neither
+    /// drop one of our siblings nor add one of theirs; (LWW) our only sibling must be the
+    /// newest of both.
     pub fn descends(&self, o: &Obj, lww: bool) -> bool {
-        let mut m = self.clone();
-        m.merge(o, lww);
-        m == *self
+        if !self.ctx.dominates(&o.ctx) {
+            return false;
+        }
+        if lww {
+            let newest = self
+                .sibs
+                .iter()
+                .chain(o.sibs.iter())
+                .max_by_key(|(d, s)| (s.ts, **d))
+                .map(|(d, _)| *d);
+            return match newest {
+                None => true,
+                Some(d) => self.sibs.len() == 1 && self.sibs.contains_key(&d),
+            };
+        }
+        self.sibs
+            .keys()
+            .all(|d| o.sibs.contains_key(d) || !o.ctx.covers(d))
+            && o.sibs
+                .keys()
+                .all(|d| self.sibs.contains_key(d) || self.ctx.covers(d))
     }
 
     /// The statebox of a set-valued key: every statebox sibling merged. `None` if no sibling

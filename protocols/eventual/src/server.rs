@@ -193,22 +193,30 @@ impl Server {
     fn store(&self, st: &mut NodeSt, key: Key, obj: &Obj, hint: Option<Id>) -> bool {
         let primary = self.cfg.is_primary(key, st.me);
         let lww = self.lww();
+        let prims = self.cfg.primaries(key);
+        if let Some(s) = st.dur.data.get(&key) {
+            let hinted = primary
+                || match hint {
+                    Some(h) => s.hints.contains(&h),
+                    None => prims.iter().all(|p| s.hints.contains(p)),
+                };
+            if hinted && s.obj.descends(obj, lww) {
+                // Nothing new: no copy-on-write of the stored object, no save.
+                return false;
+            }
+        }
         let s = Arc::make_mut(st.dur.data.entry(key).or_default());
-        let before = s.clone();
         s.obj.merge(obj, lww);
         if !primary {
             match hint {
                 Some(h) => {
                     s.hints.insert(h);
                 }
-                None => s.hints.extend(self.cfg.primaries(key).iter().copied()),
+                None => s.hints.extend(prims.iter().copied()),
             }
-        }
-        let changed = *s != before;
-        if changed && !primary {
             st.stats.hinted_writes += 1;
         }
-        changed
+        true
     }
 
     fn save(&self, st: &NodeSt, o: &mut Out<Self>) {

@@ -227,6 +227,19 @@ proptest! {
         for &i in &order {
             b.merge(&objs[i], false);
         }
+        // `descends` agrees with "merging changes nothing", both ways, in both modes.
+        for lww in [false, true] {
+            for x in &objs {
+                for y in &objs {
+                    let mut m = x.clone();
+                    m.merge(y, lww);
+                    prop_assert_eq!(x.descends(y, lww), m == *x);
+                }
+                let mut m = a.clone();
+                m.merge(x, lww);
+                prop_assert_eq!(a.descends(x, lww), m == a);
+            }
+        }
         // Merging twice changes nothing.
         let mut c = b.clone();
         c.merge(&objs[order[0]], false);
