@@ -250,8 +250,8 @@ pub fn compare_html(dir: &Path, spec: &Spec, seed: u64, runs: &[CompareRun]) -> 
         })
         .collect();
     b += &figure(&plots::time_lines(
-        "Availability: share of completed ops that were ok",
-        "ok / completed",
+        "Availability: share of completed ops answered (ok, or a false precondition)",
+        "answered / completed",
         &share,
         &shared_axis,
         (0.0, 1.02),

@@ -42,10 +42,12 @@ impl Bucket {
     pub fn completed(&self) -> u64 {
         self.ok + self.fail + self.info
     }
-    /// ok / completed, `None` when nothing completed.
+    /// Answered / completed, `None` when nothing completed: an answer is an `ok`, or a
+    /// cas/create `fail` whose precondition was false (a definite, correct "no" from a system
+    /// that was available), as in `summary.availability.ok_fraction`.
     pub fn ok_share(&self) -> Option<f64> {
         let c = self.completed();
-        (c > 0).then(|| self.ok as f64 / c as f64)
+        (c > 0).then(|| (self.ok + self.fail_precondition) as f64 / c as f64)
     }
 }
 

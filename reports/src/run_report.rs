@@ -215,7 +215,7 @@ fn cards(s: &Summary, violation: Option<&str>) -> String {
     c += &card(html::us(all.p999), "p99.9 latency (ok)");
     c += &card(
         format!("{:.1}%", s.availability.ok_fraction * 100.0),
-        "ok / completed",
+        "answered / completed",
     );
     c += &card(
         html::ms(s.availability.longest_gap_ms),
@@ -350,7 +350,7 @@ pub fn run_report_html(
     // Throughput and availability.
     b += "<h2 id=\"throughput\">Throughput and availability over time</h2>\n<p class=\"how\">\
           Ops by completion time, per bucket, stacked by outcome; faults shaded and labelled. \
-          Below: the share of completed ops that were ok in each bucket (the line breaks where \
+          Below: the share of completed ops answered in each bucket (ok, or a cas/create whose precondition was false) (the line breaks where \
           nothing completed).</p>\n";
     let bucket_label = html::ms(m.bucket_ns as f64 / 1e6);
     b += &figure(&plots::outcome_bars(
@@ -361,8 +361,8 @@ pub fn run_report_html(
         230,
     ));
     b += &figure(&plots::time_lines(
-        "Availability: share of completed ops that were ok",
-        "ok / completed",
+        "Availability: share of completed ops answered (ok, or a false precondition)",
+        "answered / completed",
         &[("ok share".to_string(), style::OK, share_series(m))],
         &axis,
         (0.0, 1.02),

@@ -4,8 +4,9 @@
 //! * Figures cover ops *invoked* in the measured window (after warm-up); the history has all.
 //! * Latency percentiles are over `ok` ops (per `f` and `"all"`), in microseconds of virtual
 //!   time, from an hdrhistogram with 3 significant digits.
-//! * `ok_fraction` = ok / completed ops; `longest_gap_ms` = the longest span of the window in
-//!   which no op completed `ok`.
+//! * `ok_fraction` = answered / completed ops, an answer being an `ok` or a cas/create `fail`
+//!   whose precondition was false (a definite answer); `longest_gap_ms` = the longest span of
+//!   the window without an answer.
 
 use crate::metrics::Unavailability;
 use crate::ops::{pair_ops, OpRecord};
@@ -21,7 +22,10 @@ use std::collections::BTreeMap;
 pub struct OpCounts {
     pub invoked: u64,
     pub ok: u64,
+    /// Every `fail`, including `precondition_failed`.
     pub fail: u64,
+    /// cas/create `fail`s whose precondition was false: definite answers.
+    pub precondition_failed: u64,
     pub info: u64,
 }
 
@@ -38,7 +42,12 @@ pub struct Percentiles {
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Availability {
+    /// Answered / completed ops of the window. An answer is an `ok`, or a cas/create `fail`
+    /// whose precondition was false: the system was there and said a definite, correct "no"
+    /// (counting those as unavailable would make a workload with creates on existing keys
+    /// look like an outage). `ops` keeps the raw counts.
     pub ok_fraction: f64,
+    /// The longest span of the window without an answer (as above).
     pub longest_gap_ms: f64,
     /// The longest gap without an ok op *of one client* (client = process mod clients), over
     /// the clients: what the most cut-off client saw (a client partitioned with a minority
@@ -172,7 +181,15 @@ pub fn summarize(run: &RunOutput, history_bytes: &[u8], wall_seconds: f64) -> Su
                 client_ok[(o.process % clients) as usize]
                     .push(o.complete_ns.unwrap_or(o.invoke_ns));
             }
-            Some(EventType::Fail) => counts.fail += 1,
+            Some(EventType::Fail) => {
+                counts.fail += 1;
+                if o.is_precondition_fail() {
+                    counts.precondition_failed += 1;
+                    let t = o.complete_ns.unwrap_or(o.invoke_ns);
+                    ok_times.push(t);
+                    client_ok[(o.process % clients) as usize].push(t);
+                }
+            }
             Some(EventType::Info) => counts.info += 1,
             _ => {}
         }
@@ -204,7 +221,7 @@ pub fn summarize(run: &RunOutput, history_bytes: &[u8], wall_seconds: f64) -> Su
         throughput_ok_per_s: counts.ok as f64 / (window_ns as f64 / 1e9),
         availability: Availability {
             ok_fraction: if completed > 0 {
-                counts.ok as f64 / completed as f64
+                (counts.ok + counts.precondition_failed) as f64 / completed as f64
             } else {
                 0.0
             },

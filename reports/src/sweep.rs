@@ -306,8 +306,8 @@ pub fn aggregate_results(def: &SweepDef, results: &[PointResult]) -> Vec<Aggrega
 pub fn metric_info(name: &str) -> (&'static str, &'static str, f64) {
     match name {
         "throughput_ok_per_s" => ("throughput", "ok ops/s", 1.0),
-        "ok_fraction" => ("ok fraction", "ok / completed", 1.0),
-        "longest_gap_ms" => ("longest gap without an ok op", "ms", 1.0),
+        "ok_fraction" => ("ok fraction", "answered / completed", 1.0),
+        "longest_gap_ms" => ("longest gap without an answer", "ms", 1.0),
         "latency_p50_us" => ("p50 latency of ok ops", "ms", 1e-3),
         "latency_p90_us" => ("p90 latency of ok ops", "ms", 1e-3),
         "latency_p99_us" => ("p99 latency of ok ops", "ms", 1e-3),

@@ -137,11 +137,18 @@ fn summary_matches_hand_computed_values() {
     let run = synthetic();
     let s = summarize(&run, b"", 0.0);
     assert_eq!(
-        (s.ops.invoked, s.ops.ok, s.ops.fail, s.ops.info),
-        (8, 6, 1, 1)
+        (
+            s.ops.invoked,
+            s.ops.ok,
+            s.ops.fail,
+            s.ops.precondition_failed,
+            s.ops.info
+        ),
+        (8, 6, 1, 1, 1)
     );
-    assert!((s.availability.ok_fraction - 0.75).abs() < 1e-12);
-    // ok completions at 2, 3, 11, 26, 62, 70 ms: the longest gap is 26 → 62.
+    // answered: 6 ok + the cas whose precondition was false, of 8
+    assert!((s.availability.ok_fraction - 0.875).abs() < 1e-12);
+    // answers at 2, 3, 11, 12, 26, 62, 70 ms: the longest gap is 26 → 62.
     assert!((s.availability.longest_gap_ms - 36.0).abs() < 1e-9);
     assert!((s.throughput_ok_per_s - 60.0).abs() < 1e-9);
     // ok latencies: 2, 3, 1, 1, 29, 1 ms.
@@ -179,7 +186,7 @@ fn time_series_match_hand_computed_values() {
     assert_eq!(row(4), (0, 0, 0, 1));
     assert_eq!(row(6), (1, 0, 0, 0));
     assert_eq!(row(7), (1, 0, 0, 0));
-    assert_eq!(b[1].ok_share(), Some(0.5));
+    assert_eq!(b[1].ok_share(), Some(1.0)); // an ok read and a false precondition
     assert_eq!(b[3].ok_share(), None);
 
     let h = group_heat(&ops, 2, &run.key_groups, 100 * MS, 50 * MS);
