@@ -303,6 +303,56 @@ mod tests {
         RaftReal::apply_delta(&mut c, &rec).unwrap();
         assert_eq!(c, b);
     }
+
+    #[test]
+    fn ensemble_storage_round_trips() {
+        use quorumlab_ensemble::{Fact, NodeDurable, Obj, PeerDurable, Version};
+        let mut p = PeerDurable::new(3);
+        p.fact = Some(Fact {
+            epoch: 2,
+            seq: 5,
+            leader: Some(Id::from(1)),
+        });
+        let v = Version { epoch: 2, seq: 4 };
+        p.data.put_obj(
+            Key(7),
+            Obj {
+                value: Some(quorumlab_kv::Datum::Reg(9)),
+                version: v,
+            },
+        );
+        p.data.set_known(Key(8), v);
+        let s = NodeDurable {
+            boot: 4,
+            peers: vec![std::sync::Arc::new(p)],
+        };
+        let back = EnsembleReal::dec_storage(&EnsembleReal::enc_storage(&s)).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn eventual_increments_rebuild_the_storage() {
+        use quorumlab_eventual::{Durable, Obj, Stored};
+        use std::sync::Arc;
+        let st = |n: u64| {
+            Arc::new(Stored {
+                obj: Obj::default(),
+                hints: [Id::from(n as usize)].into_iter().collect(),
+            })
+        };
+        let mut a = Durable::default();
+        a.data.insert(Key(1), st(1));
+        a.data.insert(Key(2), st(2));
+        let mut b = a.clone();
+        b.boots = 1;
+        b.data.remove(&Key(1));
+        b.data.insert(Key(3), st(3));
+        b.data.insert(Key(2), st(4));
+        let rec = EventualReal::delta(&a, &b).unwrap();
+        let mut c = EventualReal::dec_storage(&EventualReal::enc_storage(&a)).unwrap();
+        EventualReal::apply_delta(&mut c, &rec).unwrap();
+        assert_eq!(c, b);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -398,10 +448,69 @@ struct EvDurable {
     )>,
 }
 
+/// An eventual save as an increment: the counters, the copies whose `Arc` changed since the last
+/// save, and the keys dropped (saves are then proportional to what changed, not to the map).
+#[derive(Serialize, Deserialize)]
+struct EvDelta {
+    boots: u64,
+    next_epoch: u64,
+    put: Vec<(
+        quorumlab_kv::Key,
+        quorumlab_eventual::Obj,
+        std::collections::BTreeSet<Id>,
+    )>,
+    removed: Vec<quorumlab_kv::Key>,
+}
+
 impl RealProtocol for EventualReal {
     const NAME: &'static str = "eventual";
     type S = quorumlab_eventual::Server;
     type C = quorumlab_eventual::Adapter;
+    const INCREMENTAL: bool = true;
+
+    fn delta(
+        prev: &quorumlab_eventual::Durable,
+        new: &quorumlab_eventual::Durable,
+    ) -> Option<Vec<u8>> {
+        let put = new
+            .data
+            .iter()
+            .filter(|(k, st)| {
+                prev.data
+                    .get(k)
+                    .is_none_or(|p| !std::sync::Arc::ptr_eq(p, st))
+            })
+            .map(|(k, st)| (*k, st.obj.clone(), st.hints.clone()))
+            .collect();
+        let removed = prev
+            .data
+            .keys()
+            .filter(|k| !new.data.contains_key(k))
+            .copied()
+            .collect();
+        Some(enc(&EvDelta {
+            boots: new.boots,
+            next_epoch: new.next_epoch,
+            put,
+            removed,
+        }))
+    }
+
+    fn apply_delta(base: &mut quorumlab_eventual::Durable, rec: &[u8]) -> Option<()> {
+        let d: EvDelta = dec(rec)?;
+        base.boots = d.boots;
+        base.next_epoch = d.next_epoch;
+        for k in d.removed {
+            base.data.remove(&k);
+        }
+        for (k, obj, hints) in d.put {
+            base.data.insert(
+                k,
+                std::sync::Arc::new(quorumlab_eventual::Stored { obj, hints }),
+            );
+        }
+        Some(())
+    }
 
     fn endpoints(spec: &Spec, layout: &Layout) -> Result<Endpoints<Self>, String> {
         use quorumlab_eventual::{Adapter, Clock, Eventual, Server};
