@@ -218,6 +218,7 @@ fn output(
             .collect(),
         layout,
         skipped_arrivals: load.skipped_arrivals,
+        protocol_counters: Default::default(),
     })
 }
 

@@ -283,6 +283,18 @@ pub fn run_report_html(
         let _ = writeln!(b, "<p class=\"how\">{}</p>", esc(spec.description.trim()));
     }
     b += &cards(s, violation);
+    if !s.protocol_counters.is_empty() {
+        let items: Vec<String> = s
+            .protocol_counters
+            .iter()
+            .map(|(k, v)| format!("<code>{}</code> {v}", esc(k)))
+            .collect();
+        let _ = writeln!(
+            b,
+            "<p class=\"how\">Protocol counters at the end of the run (all servers): {}.</p>",
+            items.join(", ")
+        );
+    }
     b += "<nav><a href=\"#lin\">linearizability</a><a href=\"#latency\">latency</a>\
           <a href=\"#throughput\">throughput &amp; availability</a><a href=\"#unavail\">unavailability</a>\
           <a href=\"#groups\">per-group availability</a><a href=\"#leaders\">leadership</a>\

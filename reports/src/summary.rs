@@ -110,6 +110,10 @@ pub struct Summary {
     /// heal), for runs with set-valued keys.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sets: Option<quorumlab_checker::SetReport>,
+    /// The protocol's own counters at the end of the run (e.g. `eventual`'s statebox
+    /// pruning, hinted handoffs, read repairs); absent when the protocol has none.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub protocol_counters: BTreeMap<String, u64>,
 }
 
 fn percentiles(h: &Histogram<u64>) -> Percentiles {
@@ -264,6 +268,7 @@ pub fn summarize(run: &RunOutput, history_bytes: &[u8], wall_seconds: f64) -> Su
         linearizable: serde_json::Value::Null,
         unavailability: crate::metrics::run_unavailability(run),
         sets: quorumlab_checker::check_sets(&run.history),
+        protocol_counters: run.protocol_counters.clone(),
     }
 }
 

@@ -70,6 +70,7 @@ fn run_with(
         layout,
         key_groups: vec![0, 1, 0, 1],
         skipped_arrivals: 0,
+        protocol_counters: Default::default(),
     }
 }
 

@@ -66,6 +66,26 @@ pub struct RunOutput {
     pub key_groups: Vec<usize>,
     /// Open-loop arrivals dropped because every client was busy.
     pub skipped_arrivals: u64,
+    /// The protocol's own counters at the end of the run ([`KvProcess::counters`]).
+    pub protocol_counters: BTreeMap<String, u64>,
+}
+
+/// Sums processes' [`KvProcess::counters`] (`max_*` counters take the maximum).
+pub fn collect_counters<'a, P: KvProcess + 'a>(
+    procs: impl IntoIterator<Item = &'a P>,
+) -> BTreeMap<String, u64> {
+    let mut out: BTreeMap<String, u64> = BTreeMap::new();
+    for p in procs {
+        for (name, v) in p.counters() {
+            let slot = out.entry(name.to_string()).or_insert(0);
+            *slot = if name.starts_with("max_") {
+                (*slot).max(v)
+            } else {
+                *slot + v
+            };
+        }
+    }
+    out
 }
 
 /// Knobs that do not change what happens in a run.
@@ -845,6 +865,7 @@ pub fn run<P: KvProtocol>(
         layout: d.layout,
         key_groups,
         skipped_arrivals: d.skipped,
+        protocol_counters: collect_counters(d.sim.processes()),
     })
 }
 

@@ -91,6 +91,22 @@ impl KvProcess for Proc {
     fn leadership(&self) -> Vec<Leadership> {
         self.inner.leadership()
     }
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let Some(s) = node_state(self).map(|n| &n.stats) else {
+            return Vec::new();
+        };
+        vec![
+            ("statebox_lost", s.statebox_lost),
+            ("statebox_pruned_truncated", s.pruned_truncated),
+            ("statebox_pruned_expired", s.pruned_expired),
+            ("lww_stale_writes", s.lww_stale_writes),
+            ("max_siblings", s.max_siblings),
+            ("hinted_writes", s.hinted_writes),
+            ("handoffs", s.handoffs),
+            ("read_repairs", s.read_repairs),
+            ("sloppy_substitutions", s.sloppy_substitutions),
+        ]
+    }
 }
 
 /// The protocol marker for the workload driver.

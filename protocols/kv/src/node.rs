@@ -278,6 +278,12 @@ pub trait KvProcess: Process {
     fn completion(msg: Self::Msg) -> Option<(Request, Outcome)>;
     /// The groups this process leads by its own state (empty for clients and down nodes).
     fn leadership(&self) -> Vec<Leadership>;
+    /// Protocol-specific counters of this process (e.g. statebox ops pruned, hinted
+    /// handoffs), reported in `summary.json` as `protocol_counters`: summed over processes,
+    /// except names starting with `max_`, which take the maximum.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 impl<S, C> KvProcess for ActorProcess<KvNode<S, C>>
