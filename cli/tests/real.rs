@@ -338,3 +338,43 @@ extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;
 }
+
+#[test]
+fn compare_engines_overlays_sim_and_real() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let o = ql(&[
+        "compare",
+        "--engines",
+        "sim,real",
+        "--protocols",
+        "single,openraft",
+        "--out",
+        &d,
+        "--set",
+        "workload.warmup_s=0.5",
+        "--set",
+        "workload.duration_s=2",
+        "--set",
+        "faults=[]",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("engines.json")).unwrap())
+            .unwrap();
+    for (i, p) in ["single", "openraft"].iter().enumerate() {
+        let e = &j["protocols"][i];
+        assert_eq!(e["protocol"], *p);
+        for engine in ["sim", "real"] {
+            assert!(
+                e[engine]["ok_per_s"].as_f64().unwrap() > 10.0,
+                "{p} {engine}: {e}"
+            );
+            assert_eq!(e[engine]["linearizable"], true, "{p} {engine}");
+            assert!(dir.path().join(p).join(engine).join("report.html").exists());
+        }
+    }
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("openraft: latency CDF of ok ops, sim vs real"));
+    assert!(html.contains("single: availability (ok / completed), sim vs real"));
+}
