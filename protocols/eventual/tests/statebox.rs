@@ -47,9 +47,9 @@ fn the_articles_friend_graph() {
     let mut calls = Vec::new();
     calls.extend(add_friend(&mut h, 0, ALICE, BOB));
     calls.extend(add_friend(&mut h, 2, ALICE, CHARLIE));
-    h.settle();
+    h.settle(3000 * MS);
     calls.extend(add_friend(&mut h, 3, BOB, ALICE));
-    h.settle();
+    h.settle(3000 * MS);
     for &i in &calls {
         assert_eq!(h.outcome(i), ok(), "{:?}", h.calls[i]);
     }
@@ -62,14 +62,14 @@ fn the_articles_friend_graph() {
         .map(|p| h.obj(p, following(ALICE)).map_or(0, |o| o.sibs.len()))
         .max();
     assert_eq!(sibs, Some(2));
-    let read = |h: &mut H, k: u32| set_of(&h.call(5, k, Op::Read));
+    let read = |h: &mut H, k: u32| set_of(&h.ask(5, k, Op::Read));
     assert_eq!(read(&mut h, following(ALICE)), vec![BOB, CHARLIE]);
     assert_eq!(read(&mut h, followers(ALICE)), vec![BOB]);
     assert_eq!(read(&mut h, following(BOB)), vec![ALICE]);
     assert_eq!(read(&mut h, followers(BOB)), vec![ALICE]);
     assert_eq!(read(&mut h, followers(CHARLIE)), vec![ALICE]);
     assert_eq!(read(&mut h, following(CHARLIE)), Vec::<u64>::new());
-    assert_eq!(h.stats().statebox_lost, 0);
+    assert_eq!(h.eventual_stats().statebox_lost, 0);
 }
 
 /// Two adds on one side (the first pruned from the queue by `max_queue = 1`), then a newer
@@ -84,14 +84,14 @@ fn prune_scenario(max_queue: usize) -> (Vec<u64>, u64) {
     let cl: Vec<usize> = (0..5).map(|i| h.client(i)).collect();
     h.partition(&[vec![0, 1, cl[0], cl[1]], vec![2, 3, 4, cl[2], cl[3], cl[4]]]);
     let k = 50;
-    assert_eq!(h.call(0, k, Op::Add(1)), ok());
-    assert_eq!(h.call(0, k, Op::Add(2)), ok());
+    assert_eq!(h.ask(0, k, Op::Add(1)), ok());
+    assert_eq!(h.ask(0, k, Op::Add(2)), ok());
     h.run_for(10 * MS);
-    assert_eq!(h.call(2, k, Op::Add(3)), ok());
+    assert_eq!(h.ask(2, k, Op::Add(3)), ok());
     h.heal();
     h.run_for(4 * SEC);
-    let s = set_of(&h.call(4, k, Op::Read));
-    (s, h.stats().statebox_lost)
+    let s = set_of(&h.ask(4, k, Op::Read));
+    (s, h.eventual_stats().statebox_lost)
 }
 
 #[test]

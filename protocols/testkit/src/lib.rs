@@ -45,7 +45,7 @@ pub fn cluster<P: KvProtocol>(
 }
 
 /// One call: who, what, when, and how it ended.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Call {
     pub client: usize,
     pub req: Request,
@@ -179,6 +179,43 @@ impl<P: KvProtocol> Cluster<P> {
         }
         let call = &self.calls[i];
         call.done.clone().map(|(t, o)| (o, t - call.invoke))
+    }
+
+    /// Runs until every open call has completed, at most `limit`.
+    pub fn settle(&mut self, limit: Nanos) {
+        let end = self.now() + limit;
+        while !self.open.is_empty() && self.now() < end {
+            match self.sim.run_until(end) {
+                RunStop::Outbox | RunStop::Limit => self.collect(),
+            }
+        }
+    }
+
+    /// The outcome of call `i`, if it completed.
+    pub fn outcome(&self, i: usize) -> Option<Outcome> {
+        self.calls[i].done.as_ref().map(|(_, o)| o.clone())
+    }
+
+    /// Cuts endpoint `node` off from every other endpoint (servers and clients), both ways.
+    pub fn isolate(&mut self, node: usize) {
+        let now = self.now();
+        for o in 0..self.layout.endpoints() {
+            if o != node {
+                self.sim.network_mut().cut(node, o, now);
+                self.sim.network_mut().cut(o, node, now);
+            }
+        }
+    }
+
+    /// Splits the endpoints into `parts` (endpoints in no part keep every link).
+    pub fn partition(&mut self, parts: &[Vec<usize>]) {
+        let now = self.now();
+        self.sim.network_mut().partition(parts, now);
+    }
+
+    /// Heals every cut link.
+    pub fn heal(&mut self) {
+        self.sim.network_mut().heal_all();
     }
 
     /// [`Cluster::call`] that must complete within 10 s of virtual time.
