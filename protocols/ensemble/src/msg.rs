@@ -10,7 +10,9 @@ pub type Ens = u32;
 
 /// An object version `(epoch, seq)`; versions order lexicographically (riak's
 /// `riak_ensemble_backend:latest_obj/3`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Version {
     pub epoch: u64,
     pub seq: u64,
@@ -19,7 +21,9 @@ pub struct Version {
 /// The consensus metadata of one peer (riak's `#fact{}`), minus the view fields: membership
 /// change is not implemented, so `views` is always `[preference list]` and lives in the
 /// configuration instead of in every message.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Fact {
     pub epoch: u64,
     pub seq: u64,
