@@ -160,6 +160,13 @@ impl Drop for Kill {
 
 #[test]
 fn garbage_oversized_and_unauthenticated_frames_are_rejected() {
+    // The actor host and openraft's own node loop share the listener; check both.
+    for p in ["single", "openraft"] {
+        frames_rejected(p);
+    }
+}
+
+fn frames_rejected(protocol: &str) {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -177,7 +184,7 @@ fn garbage_oversized_and_unauthenticated_frames_are_rejected() {
     let data = dir.path().join("n0");
     let _node = Kill(
         Command::new(env!("CARGO_BIN_EXE_quorumlab"))
-            .args(["node", "--protocol", "single", "--id", "0", "--cluster"])
+            .args(["node", "--protocol", protocol, "--id", "0", "--cluster"])
             .arg(&cluster)
             .arg("--data")
             .arg(&data)
@@ -228,7 +235,7 @@ fn garbage_oversized_and_unauthenticated_frames_are_rejected() {
         "--cluster",
         cluster.to_str().unwrap(),
         "--protocol",
-        "single",
+        protocol,
         "--out",
         out.to_str().unwrap(),
         "--set",
