@@ -156,17 +156,25 @@ pub enum KeyDist {
     Sequential,
 }
 
-/// Op mix in percent (any non-negative weights; they need not add up to 100).
+/// Op mix in percent (any non-negative weights; they need not add up to 100). A `mix` table
+/// lists the ops it wants: a weight it leaves out is 0 (`mix = { read = 70, write = 30 }` has
+/// no cas). Without a `mix` table the workload uses [`Mix::default`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct Mix {
+    #[serde(default)]
     pub read: f64,
+    #[serde(default)]
     pub write: f64,
+    #[serde(default)]
     pub cas: f64,
+    #[serde(default)]
     pub create: f64,
+    #[serde(default)]
     pub delete: f64,
     /// add an element to a set-valued key (`workload.set_keys` of them); with
     /// `pattern = "friends"`, the weight of `add_friend` (two adds).
+    #[serde(default)]
     pub add: f64,
 }
 
