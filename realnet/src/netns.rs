@@ -176,9 +176,19 @@ impl Netns {
             return Err("--netns supports at most 250 nodes".into());
         }
         let tag = std::process::id() % 10_000;
+        // A 10.77.X.0/24 no interface of the host namespace uses (another run's bridge).
+        let used = Command::new("ip")
+            .args(["-4", "-o", "addr", "show"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let subnet = (0..250u32)
+            .map(|k| ((tag + k) % 250 + 1) as u8)
+            .find(|x| !used.contains(&format!(" 10.77.{x}.")))
+            .ok_or("no free 10.77.X.0/24 subnet for --netns")?;
         let mut n = Netns {
             tag,
-            subnet: (tag % 250) as u8,
+            subnet,
             nodes,
             netem: false,
             notes: Vec::new(),
