@@ -70,7 +70,7 @@ pub fn compare_csv(runs: &[CompareRun]) -> String {
     let mut head: Vec<String> = vec!["protocol".into(), "seed".into(), "run_dir".into()];
     head.extend(names.iter().map(|s| s.to_string()));
     head.push("linearizable_verdict".into());
-    head.extend(["set_verdict", "lost_adds", "acked_adds", "convergence_ms"].map(String::from));
+    head.push("set_verdict".into());
     let mut c = Csv::new(&head);
     for r in runs {
         let mut row = vec![
@@ -80,15 +80,12 @@ pub fn compare_csv(runs: &[CompareRun]) -> String {
         ];
         row.extend(headline(&r.summary).iter().map(|(_, v)| csv::opt(*v)));
         row.push(html::verdict_text(&r.summary.linearizable));
-        match &r.summary.sets {
-            Some(x) => row.extend([
-                x.verdict.clone(),
-                x.lost.to_string(),
-                x.acknowledged.to_string(),
-                csv::opt(x.convergence_ns.map(|ns| ns as f64 / 1e6)),
-            ]),
-            None => row.extend(["", "", "", ""].map(String::from)),
-        }
+        row.push(
+            r.summary
+                .sets
+                .as_ref()
+                .map_or(String::new(), |x| x.verdict.clone()),
+        );
         c.row(&row);
     }
     c.into_string()

@@ -19,6 +19,7 @@ pub fn headline(s: &Summary) -> Vec<(&'static str, Option<f64>)> {
     let all = s.latency_us.get("all").cloned().unwrap_or_default();
     let lat = |v: u64| (all.count > 0).then_some(v as f64);
     let first = s.unavailability.first();
+    let sets = s.sets.as_ref();
     vec![
         ("throughput_ok_per_s", Some(s.throughput_ok_per_s)),
         ("ok_fraction", Some(s.availability.ok_fraction)),
@@ -62,6 +63,14 @@ pub fn headline(s: &Summary) -> Vec<(&'static str, Option<f64>)> {
                 serde_json::Value::Bool(b) => Some(if b { 1.0 } else { 0.0 }),
                 _ => None,
             },
+        ),
+        ("lost_adds", sets.map(|x| x.lost as f64)),
+        ("acked_adds", sets.map(|x| x.acknowledged as f64)),
+        ("stale_set_reads", sets.map(|x| x.stale_reads as f64)),
+        (
+            "set_convergence_ms",
+            sets.and_then(|x| x.convergence_ns)
+                .map(|ns| ns as f64 / 1e6),
         ),
     ]
 }

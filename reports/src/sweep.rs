@@ -328,6 +328,11 @@ pub fn metric_info(name: &str) -> (&'static str, &'static str, f64) {
         "ops_fail" => ("failed ops", "ops", 1.0),
         "ops_info" => ("info (unknown) ops", "ops", 1.0),
         "linearizable" => ("linearizable runs", "fraction", 1.0),
+        "worst_client_gap_ms" => ("worst client's longest gap", "ms", 1.0),
+        "lost_adds" => ("acknowledged adds lost", "adds", 1.0),
+        "acked_adds" => ("acknowledged adds", "adds", 1.0),
+        "stale_set_reads" => ("stale set reads", "reads", 1.0),
+        "set_convergence_ms" => ("set convergence after the final heal", "ms", 1.0),
         _ => ("", "", 1.0),
     }
 }
@@ -356,6 +361,11 @@ pub fn metric_names() -> Vec<&'static str> {
         "ops_fail",
         "ops_info",
         "linearizable",
+        "worst_client_gap_ms",
+        "lost_adds",
+        "acked_adds",
+        "stale_set_reads",
+        "set_convergence_ms",
     ]
     .to_vec()
 }
