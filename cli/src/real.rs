@@ -483,7 +483,14 @@ pub fn compare_engines(args: &crate::compare::CompareArgs) -> Result<ExitCode, C
     }
     let spec = spec_for(args.spec.as_deref(), &args.sets, args.quick, args.nodes)?;
     let mut sim_spec = spec.clone();
-    let network = if args.netns {
+    let netem = args.netns && quorumlab_realnet::netns::netem_available();
+    if args.netns && !netem {
+        println!(
+            "  netns: this kernel has no sch_netem, so the real links get no added latency: \
+             the simulator uses the loopback model (--loopback-ms) instead of the spec's"
+        );
+    }
+    let network = if netem {
         format!(
             "the spec's own (applied to the real links by tc netem where the kernel has it): \
              latency {:?}, loss {}",
@@ -495,8 +502,13 @@ pub fn compare_engines(args: &crate::compare::CompareArgs) -> Result<ExitCode, C
         };
         sim_spec.network.client_latency = None;
         format!(
-            "loopback: constant {} ms one way (the real links are loopback TCP)",
-            args.loopback_ms
+            "loopback: constant {} ms one way (the real links are {})",
+            args.loopback_ms,
+            if args.netns {
+                "veth pairs without netem: this kernel has no sch_netem"
+            } else {
+                "loopback TCP"
+            }
         )
     };
     let name = if spec.name.is_empty() {

@@ -106,6 +106,21 @@ pub fn preflight() -> Result<(), String> {
     Ok(())
 }
 
+/// Whether this kernel has `sch_netem` (probed in a throw-away namespace; needs root).
+pub fn netem_available() -> bool {
+    let ns = format!("qlprobe{}", std::process::id());
+    if run(&["ip", "netns", "add", &ns]).is_err() {
+        return false;
+    }
+    let ok = run(&[
+        "ip", "netns", "exec", &ns, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay",
+        "0ms",
+    ])
+    .is_ok();
+    let _ = run(&["ip", "netns", "del", &ns]);
+    ok
+}
+
 /// netem arguments (`delay ... loss ...`) for a link model.
 fn netem_args(lat: &Latency, loss: f64) -> Vec<String> {
     let ms = |x: f64| format!("{:.3}ms", x.max(0.0));
