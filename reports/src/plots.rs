@@ -381,7 +381,7 @@ where
         outside.push((0.0, axis.measure_from_s.min(axis.span_s), "warm-up"));
     }
     if axis.measure_to_s > 0.0 && axis.measure_to_s < axis.span_s {
-        outside.push((axis.measure_to_s, axis.span_s, "drain"));
+        outside.push((axis.measure_to_s, axis.span_s, "drain / final reads"));
     }
     for &(a, b, label) in &outside {
         chart
