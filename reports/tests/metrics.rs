@@ -251,6 +251,15 @@ fn write_all(run: &RunOutput) -> String {
     let cdir = tempfile::tempdir().unwrap();
     write_compare(cdir.path(), &spec, 1, &runs).unwrap();
     write_compare(cdir.path(), &spec, 1, &[]).unwrap();
+    // The sim-vs-real overlay (the same run as both engines, and no protocol at all).
+    let pair = quorumlab_reports::engines::EnginePair {
+        protocol: run.protocol.clone(),
+        sim: runs[0].clone(),
+        real: runs[0].clone(),
+    };
+    let edir = tempfile::tempdir().unwrap();
+    quorumlab_reports::engines::write_engines(edir.path(), &spec, 1, &[pair], "test").unwrap();
+    quorumlab_reports::engines::write_engines(edir.path(), &spec, 1, &[], "test").unwrap();
     html
 }
 
