@@ -101,6 +101,7 @@ fn table() {
         "| ops | keys | clients | info | file MB | check time (s) | peak memory (MiB) | verdict |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---|");
+    // (ops, keys, clients, info rate); keys prefixed by `s` below are set histories
     let cases: &[(usize, usize, usize, f64)] = &[
         (10_000, 1000, 10, 0.0),
         (10_000, 1000, 100, 0.0),
@@ -116,11 +117,22 @@ fn table() {
         (100_000, 1, 10, 0.0),
         (100_000, 1, 10, 0.01),
     ];
-    for &(ops, keys, clients, info) in cases {
+    let set_cases: &[(usize, usize, usize, f64)] = &[
+        (100_000, 1000, 10, 0.0),
+        (100_000, 100, 50, 0.0),
+        (100_000, 100, 50, 0.05),
+        (20_000, 10, 10, 0.0),
+    ];
+    let all = cases
+        .iter()
+        .map(|&c| (c, false))
+        .chain(set_cases.iter().map(|&c| (c, true)));
+    for ((ops, keys, clients, info), sets) in all {
         let mut cfg = GenConfig::new(ops, keys, clients, 7);
         cfg.info_rate = info;
         cfg.fail_rate = 0.02;
-        let path = dir.join(format!("h-{ops}-{keys}-{clients}-{info}.jsonl"));
+        cfg.sets = sets;
+        let path = dir.join(format!("h-{ops}-{keys}-{clients}-{info}-{sets}.jsonl"));
         write_history(&cfg, &path);
         let mb = std::fs::metadata(&path).map_or(0.0, |m| m.len() as f64 / 1e6);
         let mut best: Option<(f64, u64, i32)> = None;
@@ -155,7 +167,8 @@ fn table() {
             _ => "error",
         };
         println!(
-            "| {ops} | {keys} | {clients} | {:.0}% | {mb:.1} | {:.3} | {:.0} | {verdict} |",
+            "| {ops} | {keys}{} | {clients} | {:.0}% | {mb:.1} | {:.3} | {:.0} | {verdict} |",
+            if sets { " sets" } else { "" },
             info * 100.0,
             ms / 1e3,
             kib as f64 / 1024.0

@@ -20,6 +20,8 @@ pub struct GenConfig {
     pub fail_rate: f64,
     /// Use `append` (string values) instead of integer writes, cas and create.
     pub append: bool,
+    /// Sets instead: half reads (returning the sorted set), half adds of unique elements.
+    pub sets: bool,
 }
 
 impl GenConfig {
@@ -32,6 +34,7 @@ impl GenConfig {
             info_rate: 0.0,
             fail_rate: 0.0,
             append: false,
+            sets: false,
         }
     }
 }
@@ -68,6 +71,7 @@ enum F {
     Create,
     Delete,
     Append,
+    Add,
 }
 
 struct GOp {
@@ -102,7 +106,13 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
         let end = start + dur;
         t[c] = end;
         let r = rng.range(0, 99);
-        let f = if cfg.append {
+        let f = if cfg.sets {
+            if r < 50 {
+                F::Read
+            } else {
+                F::Add
+            }
+        } else if cfg.append {
             match r {
                 0..=44 => F::Read,
                 45..=89 => F::Append,
@@ -205,6 +215,19 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
                     store.remove(&o.key);
                 }
             }
+            F::Add => {
+                o.input = json!(next);
+                next += 1;
+                if applies {
+                    let mut set: Vec<u64> = match &cur {
+                        Some(Json::Array(a)) => a.iter().filter_map(Json::as_u64).collect(),
+                        _ => Vec::new(),
+                    };
+                    set.push(o.input.as_u64().expect("integer element"));
+                    set.sort_unstable();
+                    store.insert(o.key, json!(set));
+                }
+            }
         }
         if o.info {
             o.kind = EventType::Info;
@@ -220,6 +243,7 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
         F::Create => "create",
         F::Delete => "delete",
         F::Append => "append",
+        F::Add => "add",
     };
     // (time, 0 = invoke first on ties, op) -> event
     let mut evs: Vec<(u64, u8, usize)> = Vec::with_capacity(2 * ops.len());

@@ -97,6 +97,10 @@ pub struct HistoryStats {
     pub precondition_failed: usize,
     /// `info` reads dropped (they constrain nothing).
     pub info_reads_dropped: usize,
+    /// `info` adds dropped because no read ever returned their element (taken as never
+    /// applied, which every read agrees with).
+    #[serde(default)]
+    pub info_adds_dropped: usize,
     /// Events of the nemesis process (ignored).
     pub nemesis_events: usize,
 }
@@ -323,12 +327,43 @@ pub(crate) fn prepare<'a>(
     let mut keys: Vec<KeyOps<'a>> = by_key
         .into_iter()
         .map(|(key, mut ops)| {
+            stats.info_adds_dropped += drop_unobserved_info_adds(&mut ops);
             ops.sort_by_key(|o| (o.call, o.call_pos));
             KeyOps { key, ops }
         })
         .collect();
+    stats.ops -= stats.info_adds_dropped;
     keys.sort_by(|a, b| natural_cmp_opt(a.key, b.key));
     Ok(Prepared { keys, stats })
+}
+
+/// Drops the `info` adds whose element no `ok` read of the key returned. Such an add may be
+/// taken to have never happened: every read is consistent with its absence, and adds commute
+/// with each other, so removing it cannot turn a linearizable history into a non-linearizable
+/// one (nor the reverse: any linearization without it is one with it never applied). Each
+/// info add otherwise doubles the states the search must tell apart (applied or not, and
+/// when), which no cache can merge.
+fn drop_unobserved_info_adds(ops: &mut Vec<RawOp<'_>>) -> usize {
+    if !ops
+        .iter()
+        .any(|o| o.fun == Fun::Add && o.outcome == Outcome::Info)
+    {
+        return 0;
+    }
+    let seen: std::collections::HashSet<u64> = ops
+        .iter()
+        .filter(|o| o.fun == Fun::Read && o.outcome == Outcome::Ok)
+        .filter_map(|o| o.output.as_array())
+        .flatten()
+        .filter_map(Json::as_u64)
+        .collect();
+    let before = ops.len();
+    ops.retain(|o| {
+        !(o.fun == Fun::Add
+            && o.outcome == Outcome::Info
+            && o.input.as_u64().is_some_and(|e| !seen.contains(&e)))
+    });
+    before - ops.len()
 }
 
 fn natural_cmp_opt(a: Option<&str>, b: Option<&str>) -> std::cmp::Ordering {

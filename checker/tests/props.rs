@@ -1,7 +1,7 @@
 //! Property tests.
 //!
 //! * histories produced by a sequential in-memory KV with random real-time overlaps (and info
-//!   ops, plain fails, failed preconditions, appends) are always linearizable;
+//!   ops, plain fails, failed preconditions, appends, or set adds) are always linearizable;
 //! * changing one read's value to one never written makes them non-linearizable;
 //! * on tiny random histories (up to 9 ops, not linearizable by construction), the checker agrees with an
 //!   independent brute-force search over every order and every subset of info ops.
@@ -29,9 +29,10 @@ fn config() -> impl Strategy<Value = GenConfig> {
         any::<u64>(),
         prop_oneof![Just(0.0f64), Just(0.05), Just(0.2)],
         prop_oneof![Just(0.0), Just(0.1)],
-        any::<bool>(),
+        0u8..3,
     )
-        .prop_map(|(ops, keys, clients, seed, info, fail, append)| {
+        .prop_map(|(ops, keys, clients, seed, info, fail, kind)| {
+            let (append, sets) = (kind == 1, kind == 2);
             // many info appends on one key are exponential for any Wing & Gong checker (each
             // may or may not have been applied, and every order gives another string): they
             // end as `unknown` within the budget (see docs/checker.md), so keep them few here
@@ -44,6 +45,7 @@ fn config() -> impl Strategy<Value = GenConfig> {
             c.info_rate = info;
             c.fail_rate = fail;
             c.append = append;
+            c.sets = sets;
             c
         })
 }
