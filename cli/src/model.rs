@@ -291,25 +291,48 @@ fn zoo(a: &ModelArgs) -> Result<ExitCode, CliError> {
     })
 }
 
+/// `quorumlab model bench`: states per second of our harness (the faithful raft and ensemble
+/// defaults) against our Paxos re-implementation of the size of stateright's example, all in
+/// one process, for 1 and 2 checker threads (or only `--threads N`). `--timeout S` is each
+/// run's budget (default 120 s). Prints the load average before and after: on a shared machine
+/// only figures from the same run compare.
 fn bench(a: &ModelArgs) -> Result<ExitCode, CliError> {
-    let threads = a.threads.unwrap_or(2);
+    let threads: Vec<usize> = match a.threads {
+        Some(t) => vec![t.max(1)],
+        None => vec![1, 2],
+    };
     let budget = std::time::Duration::from_secs_f64(a.timeout.unwrap_or(120.0).max(1.0));
+    let load = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|_| "unknown".into())
+    };
+    let load_before = load();
     let mut out = Vec::new();
-    for clients in [2, 3] {
-        out.push(model::bench::measure_paxos(clients, threads, budget));
+    for &t in &threads {
+        for clients in [2, 3] {
+            out.push(model::bench::measure_paxos(clients, t, budget));
+        }
+        for (p, v) in [("raft", "faithful"), ("ensemble", "faithful")] {
+            let mut c = model::defaults(p, v).map_err(bad)?;
+            c.threads = t;
+            c.timeout_secs = Some(budget.as_secs_f64());
+            out.push(model::bench::measure_ours(c).map_err(CliError::Failed)?);
+        }
     }
-    for (p, v) in [("raft", "faithful"), ("ensemble", "faithful")] {
-        let mut c = model::defaults(p, v).map_err(bad)?;
-        c.threads = threads;
-        c.timeout_secs = Some(budget.as_secs_f64());
-        out.push(model::bench::measure_ours(c).map_err(CliError::Failed)?);
-    }
+    let load_after = load();
     if a.json {
-        print_json(&out)?;
+        print_json(&serde_json::json!({
+            "load_average_before": load_before,
+            "load_average_after": load_after,
+            "runs": out,
+        }))?;
     } else {
+        println!("load average before: {load_before}");
         for m in &out {
             println!(
-                "{:>11} states {:>10} unique {:>8.2} s {:>9.0} states/s  {}{}",
+                "{:>2} thr {:>11} states {:>10} unique {:>8.2} s {:>9.0} states/s  {}{}",
+                m.threads,
                 m.states,
                 m.unique_states,
                 m.seconds,
@@ -318,6 +341,7 @@ fn bench(a: &ModelArgs) -> Result<ExitCode, CliError> {
                 if m.exhaustive { " (exhaustive)" } else { "" }
             );
         }
+        println!("load average after: {load_after}");
     }
     Ok(ExitCode::SUCCESS)
 }

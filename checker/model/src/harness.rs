@@ -19,9 +19,11 @@
 //! * protocol boundaries (highest term/epoch, rounds) keep the space finite;
 //! * an optional warm start: the search begins where node 0 leads, reached by the shortest
 //!   server-only schedule (kept, and shown in front of every counterexample);
-//! * properties read `&KvModel`, so they see the configuration without `fn`-pointer tricks.
+//! * properties read `&KvModel`, so they see the configuration without `fn`-pointer tricks;
+//! * the time budget (`timeout_secs`) is enforced for BFS and DFS (see
+//!   [`KvModel::out_of_time`]).
 
-use crate::config::{ModelCfg, NetKind};
+use crate::config::{Mode, ModelCfg, NetKind};
 use crate::history::Hist;
 use quorumlab_kv::{
     ClientAdapter, KvClient, KvNode, KvServer, Layout, Leadership, NodeState, NodeTimer, Request,
@@ -34,8 +36,8 @@ use stateright::actor::{
 use stateright::{Model, Path, Property};
 use std::fmt::Debug;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 /// A protocol the harness can model-check.
 pub trait Proto: Sized + Send + Sync + 'static {
@@ -146,6 +148,8 @@ pub struct KvModel<P: Proto> {
     /// The start schedule: the warm-up, then the `--prefix` (empty without either).
     pub warmup: Vec<Act<P>>,
     init: St<P>,
+    /// When a checker thread first asked for actions: the start of the time budget.
+    search_start: OnceLock<Instant>,
 }
 
 /// A stable 64-bit fingerprint of a state (for the warm-up search).
@@ -280,6 +284,7 @@ impl<P: Proto> KvModel<P> {
             cold: cold.clone(),
             warmup: Vec::new(),
             init: cold,
+            search_start: OnceLock::new(),
         };
         let mut cold = m.cold.clone();
         m.tidy(&mut cold, None);
@@ -299,6 +304,30 @@ impl<P: Proto> KvModel<P> {
             m.init = state;
         }
         Ok(m)
+    }
+
+    /// Whether the time budget of a BFS or DFS search is spent. stateright 0.31 looks at
+    /// `Checker::timeout` only when a worker thread finds no queued work, which in a long search
+    /// does not happen before the end, so `--timeout` alone did not stop one. The harness
+    /// therefore enforces it: once `timeout_secs` have passed since a checker thread first
+    /// expanded a state, checker threads see no enabled actions, the queues drain within
+    /// moments, and the report says `time budget` (not exhaustive). Only stateright's worker
+    /// threads (named `checker-N`) are cut off: counterexample paths, which stateright rebuilds
+    /// on the calling thread after the search, still replay. Random simulation has a working
+    /// timer of its own and is left alone.
+    pub fn out_of_time(&self) -> bool {
+        let Some(budget) = self.cfg.timeout_secs else {
+            return false;
+        };
+        if self.cfg.mode == Mode::Simulate
+            || !std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with("checker-"))
+        {
+            return false;
+        }
+        let start = *self.search_start.get_or_init(Instant::now);
+        start.elapsed().as_secs_f64() >= budget
     }
 
     /// Post-processing after every step of actor code (see the module docs).
@@ -537,6 +566,9 @@ impl<P: Proto> Model for KvModel<P> {
     }
 
     fn actions(&self, s: &St<P>, actions: &mut Vec<Act<P>>) {
+        if self.out_of_time() {
+            return;
+        }
         self.inner.actions(s, actions);
         let servers = self.servers;
         let reboots_left = self.cfg.crash_down || (s.history.reboots as usize) < self.cfg.crashes;
@@ -598,5 +630,28 @@ impl<P: Proto> Model for KvModel<P> {
             }
             _ => true,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Mode;
+
+    #[test]
+    fn the_time_budget_stops_a_long_search() {
+        // Without a depth bound this search runs for many minutes; stateright's own timeout
+        // alone would not stop it.
+        for mode in [Mode::Dfs, Mode::Bfs] {
+            let mut c = crate::defaults("raft", "faithful").unwrap();
+            c.depth = None;
+            c.mode = mode;
+            c.threads = 1;
+            c.timeout_secs = Some(1.0);
+            let r = crate::check(c).unwrap();
+            assert_eq!(r.stopped_by, "time budget", "{mode:?}");
+            assert!(!r.exhaustive);
+            assert!(r.seconds < 20.0, "{mode:?}: {} s", r.seconds);
+            assert!(!r.has_counterexample());
+        }
     }
 }
