@@ -410,21 +410,16 @@ where
     }
 
     fn admin(&mut self, cmd: &str) -> String {
-        let (verb, arg) = cmd.trim().split_once(' ').unwrap_or((cmd.trim(), ""));
-        let ids = || -> HashSet<u32> {
-            arg.split(',')
-                .filter_map(|x| x.trim().parse().ok())
-                .collect()
-        };
+        let (verb, ids) = admin_command(cmd);
         match verb {
             "ping" => "pong".into(),
             "leadership" => serde_json::to_string(&self.leadership()).unwrap(),
             "cut_out" => {
-                self.cut_out = ids();
+                self.cut_out = ids;
                 "ok".into()
             }
             "cut_in" => {
-                self.cut_in = ids();
+                self.cut_in = ids;
                 "ok".into()
             }
             "heal" => {
@@ -666,6 +661,16 @@ pub async fn accept_loop<M: Send + 'static>(
             writer.abort();
         });
     }
+}
+
+/// An admin command: its verb, and its argument read as endpoint ids (`cut_out 1,2`).
+pub fn admin_command(cmd: &str) -> (&str, HashSet<u32>) {
+    let (verb, arg) = cmd.trim().split_once(' ').unwrap_or((cmd.trim(), ""));
+    let ids = arg
+        .split(',')
+        .filter_map(|x| x.trim().parse().ok())
+        .collect();
+    (verb, ids)
 }
 
 /// Serves the admin socket (one command per line, one answer per line).

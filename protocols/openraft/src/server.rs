@@ -3,7 +3,7 @@
 
 use crate::net::{Body, NetFactory, OrMsg, PeerMsg, RedirectReason, Shared};
 use crate::rt::{ExecStats, Executor};
-use crate::store::{Cmd, LogStore, SmState, StateMachine, TC};
+use crate::store::{Cmd, KvConfig, LogStore, SmState, StateMachine, TC};
 use crate::{OrTimer, ReadMode};
 use openraft::alias::{SnapshotOf, WatchReceiverOf};
 use openraft::errors::{
@@ -326,7 +326,7 @@ async fn serve_peer(raft: OrRaft, shared: Arc<Shared>, src: u64, p: PeerMsg) {
     }
 }
 
-fn redirect(f: &ForwardToLeader<TC>) -> (Option<u64>, RedirectReason) {
+fn redirect<C: KvConfig>(f: &ForwardToLeader<C>) -> (Option<u64>, RedirectReason) {
     let reason = match f.reason {
         ForwardReason::NotLeader => RedirectReason::NotLeader,
         ForwardReason::LeaseExpired => RedirectReason::LeaseExpired,
@@ -335,14 +335,17 @@ fn redirect(f: &ForwardToLeader<TC>) -> (Option<u64>, RedirectReason) {
     (f.leader_id, reason)
 }
 
-async fn serve_client(
-    raft: OrRaft,
-    sm: Arc<Mutex<SmState>>,
-    shared: Arc<Shared>,
+/// Serves client `client`'s request on a node's Raft of the request's group, for any runtime
+/// (the simulator's here, tokio in real mode): a read under `read` (after openraft confirms it is
+/// linearizable, from the state machine `sm`) or a log entry, and the answer for the client: the
+/// outcome, or a redirect. `None`: openraft stopped (fatal error), no answer.
+pub async fn answer_client<C: KvConfig>(
+    raft: &Raft<C, StateMachine>,
+    sm: &Mutex<SmState>,
     read: ReadMode,
-    src: u64,
+    client: u64,
     req: Request,
-) {
+) -> Option<OrMsg> {
     let policy = match (req.op, read) {
         (Op::Read, ReadMode::ReadIndex) => Some(ReadPolicy::ReadIndex),
         (Op::Read, ReadMode::LeaseRead) => Some(ReadPolicy::LeaseRead),
@@ -358,19 +361,19 @@ async fn serve_client(
                 Err(redirect(&f))
             }
             Err(RaftError::APIError(_)) => Err((None, RedirectReason::Retry)),
-            Err(RaftError::Fatal(_)) => return,
+            Err(RaftError::Fatal(_)) => return None,
         },
-        None => match raft.client_write(Cmd { client: src, req }).await {
+        None => match raft.client_write(Cmd { client, req }).await {
             Ok(resp) => Ok(resp.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(redirect(&f)),
             Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(f))) => {
                 Err((f.leader_id, RedirectReason::Retry))
             }
             Err(RaftError::APIError(_)) => Err((None, RedirectReason::Retry)),
-            Err(RaftError::Fatal(_)) => return,
+            Err(RaftError::Fatal(_)) => return None,
         },
     };
-    let msg = match answer {
+    Some(match answer {
         Ok(outcome) => OrMsg::ClientResp {
             id: req.id,
             outcome,
@@ -380,6 +383,18 @@ async fn serve_client(
             leader,
             reason,
         },
-    };
-    shared.send(src, msg);
+    })
+}
+
+async fn serve_client(
+    raft: OrRaft,
+    sm: Arc<Mutex<SmState>>,
+    shared: Arc<Shared>,
+    read: ReadMode,
+    src: u64,
+    req: Request,
+) {
+    if let Some(msg) = answer_client(&raft, &sm, read, src, req).await {
+        shared.send(src, msg);
+    }
 }

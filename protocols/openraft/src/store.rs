@@ -3,9 +3,13 @@
 
 use crate::rt::SimRt;
 use futures::StreamExt;
-use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf};
+use openraft::alias::{
+    LeaderIdOf, LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf,
+};
 use openraft::storage::{EntryResponder, IOFlushed, RaftLogStorage, RaftStateMachine};
-use openraft::{EntryPayload, LogState, RaftLogReader, RaftSnapshotBuilder};
+use openraft::{
+    EmptyNode, EntryPayload, LogState, RaftLogReader, RaftSnapshotBuilder, RaftTypeConfig,
+};
 use quorumlab_kv::{KvMap, Outcome, Request};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -232,6 +236,24 @@ impl KvData {
     }
 }
 
+/// The openraft type configurations the KV state machine and the client handling serve: those
+/// with [`TC`]'s data, ids and log entries, whatever their runtime ([`TC`] here, the tokio one in
+/// real mode; each implements this marker). Their log ids, memberships and snapshot metadata
+/// are the same types as [`TC`]'s.
+pub trait KvConfig:
+    RaftTypeConfig<
+    D = Cmd,
+    R = Outcome,
+    NodeId = u64,
+    Node = EmptyNode,
+    LeaderId = LeaderIdOf<TC>,
+    Entry = Entry,
+>
+{
+}
+
+impl KvConfig for TC {}
+
 /// State machine contents, shared between openraft's state-machine worker and the node (which
 /// reads it for ReadIndex / lease reads once openraft says the read is linearizable).
 #[derive(Debug, Default)]
@@ -243,6 +265,8 @@ pub struct SmState {
     pub snapshot_seq: u64,
 }
 
+/// The KV state machine, for any [`KvConfig`] (one implementation for the simulator's and the
+/// real-mode runtime).
 #[derive(Clone, Debug, Default)]
 pub struct StateMachine {
     pub state: Arc<Mutex<SmState>>,
@@ -254,39 +278,39 @@ impl StateMachine {
     }
 }
 
-impl RaftSnapshotBuilder<TC> for StateMachine {
+impl<C: KvConfig> RaftSnapshotBuilder<C> for StateMachine {
     type SnapshotData = KvData;
 
-    async fn build_snapshot(&mut self) -> Result<SnapshotOf<TC, KvData>, io::Error> {
+    async fn build_snapshot(&mut self) -> Result<SnapshotOf<C, KvData>, io::Error> {
         let mut s = self.s();
         s.snapshot_seq += 1;
-        let meta = SnapshotMetaOf::<TC> {
+        let meta = SnapshotMetaOf::<C> {
             last_log_id: s.applied,
             last_membership: s.membership.clone(),
         };
         let data = s.data.clone();
         s.snapshot = Some((meta.clone(), data.clone()));
-        Ok(SnapshotOf::<TC, KvData> {
+        Ok(SnapshotOf::<C, KvData> {
             meta,
             snapshot: data,
         })
     }
 }
 
-impl RaftStateMachine<TC> for StateMachine {
+impl<C: KvConfig> RaftStateMachine<C> for StateMachine {
     type SnapshotData = KvData;
     type SnapshotBuilder = StateMachine;
 
     async fn applied_state(
         &mut self,
-    ) -> Result<(Option<LogId>, StoredMembershipOf<TC>), io::Error> {
+    ) -> Result<(Option<LogIdOf<C>>, StoredMembershipOf<C>), io::Error> {
         let s = self.s();
         Ok((s.applied, s.membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
     where
-        Strm: futures::Stream<Item = Result<EntryResponder<TC>, io::Error>> + Unpin + Send,
+        Strm: futures::Stream<Item = Result<EntryResponder<C>, io::Error>> + Unpin + Send,
     {
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
@@ -297,7 +321,7 @@ impl RaftStateMachine<TC> for StateMachine {
                     EntryPayload::Blank => Outcome::Ok(None),
                     EntryPayload::Normal(cmd) => s.data.apply(cmd),
                     EntryPayload::Membership(m) => {
-                        s.membership = StoredMembershipOf::<TC>::new(Some(entry.log_id), m.clone());
+                        s.membership = StoredMembershipOf::<C>::new(Some(entry.log_id), m.clone());
                         Outcome::Ok(None)
                     }
                 }
@@ -315,7 +339,7 @@ impl RaftStateMachine<TC> for StateMachine {
 
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMetaOf<TC>,
+        meta: &SnapshotMetaOf<C>,
         snapshot: KvData,
     ) -> Result<(), io::Error> {
         let mut s = self.s();
@@ -326,12 +350,12 @@ impl RaftStateMachine<TC> for StateMachine {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<SnapshotOf<TC, KvData>>, io::Error> {
+    async fn get_current_snapshot(&mut self) -> Result<Option<SnapshotOf<C, KvData>>, io::Error> {
         Ok(self
             .s()
             .snapshot
             .clone()
-            .map(|(meta, data)| SnapshotOf::<TC, KvData> {
+            .map(|(meta, data)| SnapshotOf::<C, KvData> {
                 meta,
                 snapshot: data,
             }))

@@ -8,9 +8,12 @@
 //! [`quorumlab_openraft::net::OrMsg`]: the load process runs the very same client code), the
 //! replicated map with its de-duplication of retried requests
 //! ([`quorumlab_openraft::store::KvData`]), the log command ([`quorumlab_openraft::store::Cmd`])
-//! and the `[protocol.openraft]` parameters. What differs: the type configuration (the tokio
-//! runtime instead of the simulator-clock executor), hence the storage, network and state
-//! machine glue in this module.
+//! and the `[protocol.openraft]` parameters, the state machine
+//! ([`quorumlab_openraft::store::StateMachine`], for any
+//! [`quorumlab_openraft::store::KvConfig`]) and the handling of client requests
+//! ([`quorumlab_openraft::server::answer_client`]). What differs: the type configuration (the
+//! tokio runtime instead of the simulator-clock executor), hence the storage and network glue in
+//! this module.
 
 pub mod net;
 pub mod node;
@@ -41,6 +44,8 @@ openraft::declare_raft_types!(
         LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>,
         AsyncRuntime = openraft_rt_tokio::TokioRuntime,
 );
+
+impl quorumlab_openraft::store::KvConfig for TT {}
 
 pub type Vote = VoteOf<TT>;
 

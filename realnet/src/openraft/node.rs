@@ -3,20 +3,18 @@
 //! protocols' nodes: `ping`, `leadership`, `stats`, `cut_out`, `cut_in`, `heal`).
 
 use super::net::{decode, is_node, NetFactory, NodeNet};
-use super::store::{LogStore, SmState, StateMachine};
+use super::store::LogStore;
 use super::{OrWire, RpcBody, TT};
 use crate::cluster::ClusterFile;
-use crate::host::{accept_loop, admin_loop, Event};
-use crate::node::{layout, NodeOptions};
+use crate::host::{admin_command, Event};
+use crate::node::{layout, node_count, node_runtime, open_sockets, NodeOptions};
 use openraft::alias::SnapshotOf;
-use openraft::errors::{
-    ClientWriteError, ForwardReason, ForwardToLeader, LinearizableReadError, RaftError,
-};
-use openraft::{EmptyNode, Raft, ReadPolicy, ServerState};
+use openraft::{EmptyNode, Raft, ServerState};
 use openraft_rt::WatchReceiver;
-use quorumlab_kv::{Leadership, Op, Outcome, Request};
+use quorumlab_kv::{Leadership, Request};
 use quorumlab_openraft::net::{OrMsg, RedirectReason};
-use quorumlab_openraft::store::Cmd;
+use quorumlab_openraft::server::answer_client;
+use quorumlab_openraft::store::{SmState, StateMachine};
 use quorumlab_openraft::ReadMode;
 use quorumlab_workloads::Spec;
 use stateright::actor::Id;
@@ -38,10 +36,7 @@ pub fn run_openraft_node(
     cluster: &ClusterFile,
     opts: &NodeOptions<'_>,
 ) -> Result<(), String> {
-    let n = cluster.nodes.len();
-    if opts.id >= n {
-        return Err(format!("--id {} but the cluster has {n} nodes", opts.id));
-    }
+    let n = node_count(cluster, opts)?;
     let params = &spec.protocol.openraft;
     params.validate()?;
     let config = Arc::new(params.raft_config()?);
@@ -50,10 +45,7 @@ pub fn run_openraft_node(
     let me = opts.id as u64;
     let addrs: Vec<_> = (0..n).map(|i| cluster.addr(i)).collect();
     let listen = cluster.listen(opts.id)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let rt = node_runtime()?;
     rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event<OrWire>>();
         let net = NodeNet::new(opts.id as u32, addrs, cluster.secret.clone(), tx.clone());
@@ -97,21 +89,7 @@ pub fn run_openraft_node(
                 },
             );
         }
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| format!("bind {listen}: {e}"))?;
-        tokio::spawn(accept_loop(
-            listener,
-            cluster.secret.clone(),
-            tx.clone(),
-            decode,
-            n,
-            net.shared.clone(),
-        ));
-        let sock = opts.data.join("admin.sock");
-        admin_loop(&sock, tx.clone())
-            .await
-            .map_err(|e| format!("{}: {e}", sock.display()))?;
+        open_sockets(listen, cluster, opts, &tx, decode, net.shared.clone()).await?;
         eprintln!("node n{} (openraft) listening on {listen}", opts.id);
         while let Some(ev) = rx.recv().await {
             match ev {
@@ -181,12 +159,7 @@ fn on_frame(
 }
 
 fn admin(net: &NodeNet, groups: &BTreeMap<u32, Group>, cmd: &str) -> String {
-    let (verb, arg) = cmd.trim().split_once(' ').unwrap_or((cmd.trim(), ""));
-    let ids = || -> HashSet<u32> {
-        arg.split(',')
-            .filter_map(|x| x.trim().parse().ok())
-            .collect()
-    };
+    let (verb, ids) = admin_command(cmd);
     match verb {
         "ping" => "pong".into(),
         "leadership" => {
@@ -204,11 +177,11 @@ fn admin(net: &NodeNet, groups: &BTreeMap<u32, Group>, cmd: &str) -> String {
             serde_json::to_string(&v).unwrap()
         }
         "cut_out" => {
-            net.set_cuts(Some(ids()), None);
+            net.set_cuts(Some(ids), None);
             "ok".into()
         }
         "cut_in" => {
-            net.set_cuts(None, Some(ids()));
+            net.set_cuts(None, Some(ids));
             "ok".into()
         }
         "heal" => {
@@ -260,17 +233,7 @@ async fn serve_peer(
     }
 }
 
-fn redirect(f: &ForwardToLeader<TT>) -> (Option<u64>, RedirectReason) {
-    let reason = match f.reason {
-        ForwardReason::NotLeader => RedirectReason::NotLeader,
-        ForwardReason::LeaseExpired => RedirectReason::LeaseExpired,
-        ForwardReason::LeadershipTransfer => RedirectReason::Transfer,
-    };
-    (f.leader_id, reason)
-}
-
-/// A client request, served as the simulated protocol's server does (same reads, same
-/// redirects).
+/// A client request, served as the simulated protocol's server does (the same code).
 async fn serve_client(
     raft: OrRaft,
     sm: Arc<Mutex<SmState>>,
@@ -279,49 +242,7 @@ async fn serve_client(
     src: u32,
     req: Request,
 ) {
-    let policy = match (req.op, read) {
-        (Op::Read, ReadMode::ReadIndex) => Some(ReadPolicy::ReadIndex),
-        (Op::Read, ReadMode::LeaseRead) => Some(ReadPolicy::LeaseRead),
-        _ => None,
-    };
-    let answer: Result<Outcome, (Option<u64>, RedirectReason)> = match policy {
-        Some(policy) => match raft.ensure_linearizable(policy).await {
-            Ok(_) => {
-                let v = sm.lock().expect("sm").data.kv.get(&req.key).cloned();
-                Ok(Outcome::Ok(v))
-            }
-            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
-                Err(redirect(&f))
-            }
-            Err(RaftError::APIError(_)) => Err((None, RedirectReason::Retry)),
-            Err(RaftError::Fatal(_)) => return,
-        },
-        None => match raft
-            .client_write(Cmd {
-                client: src as u64,
-                req,
-            })
-            .await
-        {
-            Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(redirect(&f)),
-            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(f))) => {
-                Err((f.leader_id, RedirectReason::Retry))
-            }
-            Err(RaftError::APIError(_)) => Err((None, RedirectReason::Retry)),
-            Err(RaftError::Fatal(_)) => return,
-        },
-    };
-    let msg = match answer {
-        Ok(outcome) => OrMsg::ClientResp {
-            id: req.id,
-            outcome,
-        },
-        Err((leader, reason)) => OrMsg::Redirect {
-            id: req.id,
-            leader,
-            reason,
-        },
-    };
-    net.send(src, &OrWire::Kv(msg));
+    if let Some(msg) = answer_client(&raft, &sm, read, src as u64, req).await {
+        net.send(src, &OrWire::Kv(msg));
+    }
 }

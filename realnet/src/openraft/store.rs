@@ -14,17 +14,15 @@
 //! before it is on the leader's disk (and a majority's). Truncations and purges are written
 //! before the appends that follow them and become durable with them.
 //!
-//! The state machine is volatile: on start openraft re-applies the log up to the durable
-//! committed index, then further entries as they commit (no snapshots: `SnapshotPolicy::Never`).
+//! The state machine is the simulated protocol's ([`quorumlab_openraft::store::StateMachine`]),
+//! volatile: on start openraft re-applies the log up to the durable committed index, then further
+//! entries as they commit (no snapshots: `SnapshotPolicy::Never`).
 
 use super::{Vote, TT};
 use crate::storage::DurableFile;
-use futures::StreamExt;
-use openraft::alias::{EntryOf, LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
-use openraft::storage::{EntryResponder, IOFlushed, RaftLogStorage, RaftStateMachine};
-use openraft::{EntryPayload, LogState, RaftLogReader, RaftSnapshotBuilder};
-use quorumlab_kv::Outcome;
-use quorumlab_openraft::store::KvData;
+use openraft::alias::{EntryOf, LogIdOf};
+use openraft::storage::{IOFlushed, RaftLogStorage};
+use openraft::{LogState, RaftLogReader};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -298,113 +296,10 @@ impl RaftLogStorage<TT> for LogStore {
     }
 }
 
-/// State machine contents, shared between openraft's state-machine worker and the node (which
-/// reads it for ReadIndex / lease reads once openraft says the read is linearizable).
-#[derive(Debug, Default)]
-pub struct SmState {
-    pub data: KvData,
-    pub applied: Option<LogId>,
-    pub membership: StoredMembershipOf<TT>,
-    pub snapshot: Option<(SnapshotMetaOf<TT>, KvData)>,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct StateMachine {
-    pub state: Arc<Mutex<SmState>>,
-}
-
-impl StateMachine {
-    fn s(&self) -> MutexGuard<'_, SmState> {
-        self.state.lock().expect("sm")
-    }
-}
-
-impl RaftSnapshotBuilder<TT> for StateMachine {
-    type SnapshotData = KvData;
-
-    async fn build_snapshot(&mut self) -> Result<SnapshotOf<TT, KvData>, io::Error> {
-        let mut s = self.s();
-        let meta = SnapshotMetaOf::<TT> {
-            last_log_id: s.applied,
-            last_membership: s.membership.clone(),
-        };
-        let data = s.data.clone();
-        s.snapshot = Some((meta.clone(), data.clone()));
-        Ok(SnapshotOf::<TT, KvData> {
-            meta,
-            snapshot: data,
-        })
-    }
-}
-
-impl RaftStateMachine<TT> for StateMachine {
-    type SnapshotData = KvData;
-    type SnapshotBuilder = StateMachine;
-
-    async fn applied_state(
-        &mut self,
-    ) -> Result<(Option<LogId>, StoredMembershipOf<TT>), io::Error> {
-        let s = self.s();
-        Ok((s.applied, s.membership.clone()))
-    }
-
-    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
-    where
-        Strm: futures::Stream<Item = Result<EntryResponder<TT>, io::Error>> + Unpin + Send,
-    {
-        while let Some(item) = entries.next().await {
-            let (entry, responder) = item?;
-            let out = {
-                let mut s = self.s();
-                s.applied = Some(entry.log_id);
-                match &entry.payload {
-                    EntryPayload::Blank => Outcome::Ok(None),
-                    EntryPayload::Normal(cmd) => s.data.apply(cmd),
-                    EntryPayload::Membership(m) => {
-                        s.membership = StoredMembershipOf::<TT>::new(Some(entry.log_id), m.clone());
-                        Outcome::Ok(None)
-                    }
-                }
-            };
-            if let Some(r) = responder {
-                r.send(out);
-            }
-        }
-        Ok(())
-    }
-
-    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        self.clone()
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMetaOf<TT>,
-        snapshot: KvData,
-    ) -> Result<(), io::Error> {
-        let mut s = self.s();
-        s.data = snapshot.clone();
-        s.applied = meta.last_log_id;
-        s.membership = meta.last_membership.clone();
-        s.snapshot = Some((meta.clone(), snapshot));
-        Ok(())
-    }
-
-    async fn get_current_snapshot(&mut self) -> Result<Option<SnapshotOf<TT, KvData>>, io::Error> {
-        Ok(self
-            .s()
-            .snapshot
-            .clone()
-            .map(|(meta, data)| SnapshotOf::<TT, KvData> {
-                meta,
-                snapshot: data,
-            }))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use openraft::EntryPayload;
     use quorumlab_kv::{Key, Op, Request};
     use quorumlab_openraft::store::Cmd;
 
