@@ -9,8 +9,9 @@ use std::process::ExitCode;
 
 /// `quorumlab model PROTOCOL [options]`.
 ///
-/// PROTOCOL is `raft` or `ensemble`; `zoo` runs the bug zoo, `bench` the benchmark against
-/// stateright's Paxos example, `lease` the simulator side of the lease teaching case.
+/// PROTOCOL is `raft` or `ensemble`; `zoo` runs the bug zoo, `bench` the benchmark against a
+/// re-implementation of stateright's Paxos example, `lease` the simulator side of the lease
+/// teaching case.
 /// Every option defaults to the configuration chosen for the variant (the smallest one known to
 /// show its bug). Exit status: 0 no counterexample, 1 counterexample, 2 bad input.
 #[derive(Args, Debug)]
@@ -34,7 +35,8 @@ pub struct ModelArgs {
     #[arg(long)]
     pub ops: Option<usize>,
     /// Explicit client scripts: clients separated by `;`, ops by `,`: w<v>, r, c<e>:<n>, n<v>
-    /// (create), d (delete), optionally prefixed by k<key>. — e.g. "w1,r; k1.n5".
+    /// (create), d (delete), a<e> (add e to a set), optionally prefixed by k<key>. — e.g.
+    /// "w1,r; k1.n5; k2.a7"
     #[arg(long)]
     pub script: Option<String>,
     /// Server crashes per run (each a reboot: crash and restart from durable storage at once).

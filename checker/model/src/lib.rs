@@ -12,8 +12,8 @@
 //!   reduction where sound; a JSON-ready [`Report`].
 //! * [`trace`]: counterexamples as numbered steps and as an SVG sequence diagram.
 //! * [`zoo`]: every seeded bug with the configuration that shows it; [`lease`]: the timed
-//!   simulator side of the lease teaching case; [`bench`]: our harness against stateright's own
-//!   Paxos example.
+//!   simulator side of the lease teaching case; [`bench`]: our harness against our
+//!   re-implementation of stateright's Paxos example (same protocol and state space).
 //!
 //! See docs/model-checking.md.
 

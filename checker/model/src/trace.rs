@@ -130,7 +130,7 @@ fn history_effects<P: Proto>(m: &KvModel<P>, before: &Hist, after: &Hist) -> Vec
             if old.is_none_or(|x| x.ret.is_none()) {
                 let r = match (o.op, r) {
                     (quorumlab_kv::Op::Read, Outcome::Ok(None)) => "ok, absent".to_string(),
-                    _ => fmt_outcome(&r),
+                    _ => fmt_outcome(r),
                 };
                 out.push(format!("{who} ← {}: {r}", fmt_op(o.key.0, &o.op)));
             }
