@@ -30,7 +30,7 @@ pub use input::{
 };
 pub use prepare::HistoryStats;
 pub use report::{CheckReport, KeyResult, OpOutcome, OpView, Verdict, Violation};
-pub use set::{check_sets, SetKeyResult, SetReport};
+pub use set::{check_sets, SetCounts, SetKeyResult, SetReport};
 
 use model::Model;
 use prepare::{KeyOps, Locator, Prepared};

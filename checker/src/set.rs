@@ -57,18 +57,41 @@ pub struct LostAdd {
     pub acked_ns: u64,
 }
 
-/// Per key.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SetKeyResult {
-    pub key: String,
+/// The counts the checker reports, per key and in total (see the module doc).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SetCounts {
+    /// Adds invoked.
     pub attempted: usize,
+    /// Adds acknowledged (`ok`).
     pub acknowledged: usize,
     pub lost: usize,
     pub unexpected: usize,
     pub recovered: usize,
     pub failed_present: usize,
+    /// `ok` reads.
     pub reads: usize,
     pub stale_reads: usize,
+}
+
+impl SetCounts {
+    fn add(&mut self, o: &SetCounts) {
+        self.attempted += o.attempted;
+        self.acknowledged += o.acknowledged;
+        self.lost += o.lost;
+        self.unexpected += o.unexpected;
+        self.recovered += o.recovered;
+        self.failed_present += o.failed_present;
+        self.reads += o.reads;
+        self.stale_reads += o.stale_reads;
+    }
+}
+
+/// Per key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SetKeyResult {
+    pub key: String,
+    #[serde(flatten)]
+    pub counts: SetCounts,
     /// Elements in the final read (`None`: never read).
     pub final_size: Option<usize>,
     /// ns from the final heal until every later read agreed on the final value.
@@ -82,14 +105,8 @@ pub struct SetReport {
     /// `valid`, `invalid` or `unknown`.
     pub verdict: String,
     pub keys: usize,
-    pub attempted: usize,
-    pub acknowledged: usize,
-    pub lost: usize,
-    pub unexpected: usize,
-    pub recovered: usize,
-    pub failed_present: usize,
-    pub reads: usize,
-    pub stale_reads: usize,
+    #[serde(flatten)]
+    pub counts: SetCounts,
     /// Keys with acknowledged adds and no ok read.
     pub unread_keys: usize,
     /// Time of the final heal (ns), when the history has one.
@@ -200,14 +217,7 @@ pub fn check_sets(events: &[Event]) -> Option<SetReport> {
     let mut r = SetReport {
         verdict: String::new(),
         keys: keys.len(),
-        attempted: 0,
-        acknowledged: 0,
-        lost: 0,
-        unexpected: 0,
-        recovered: 0,
-        failed_present: 0,
-        reads: 0,
-        stale_reads: 0,
+        counts: SetCounts::default(),
         unread_keys: 0,
         heal_ns,
         convergence_ns: None,
@@ -221,14 +231,12 @@ pub fn check_sets(events: &[Event]) -> Option<SetReport> {
         kr.sort_by_key(|x| (x.complete, x.invoke));
         let mut res = SetKeyResult {
             key: k.to_string(),
-            attempted: ka.len(),
-            acknowledged: ka.iter().filter(|a| a.state == AddState::Ok).count(),
-            lost: 0,
-            unexpected: 0,
-            recovered: 0,
-            failed_present: 0,
-            reads: kr.len(),
-            stale_reads: 0,
+            counts: SetCounts {
+                attempted: ka.len(),
+                acknowledged: ka.iter().filter(|a| a.state == AddState::Ok).count(),
+                reads: kr.len(),
+                ..SetCounts::default()
+            },
             final_size: kr.last().map(|x| x.elems.len()),
             convergence_ns: None,
         };
@@ -244,16 +252,16 @@ pub fn check_sets(events: &[Event]) -> Option<SetReport> {
         for read in &kr {
             let before = acked.partition_point(|&(t, _)| t < read.invoke);
             if acked[..before].iter().any(|(_, e)| !read.elems.contains(e)) {
-                res.stale_reads += 1;
+                res.counts.stale_reads += 1;
             }
             let attempted = invoked.partition_point(|&(t, _)| t <= read.complete);
             let known: BTreeSet<u64> = invoked[..attempted].iter().map(|&(_, e)| e).collect();
             unexpected.extend(read.elems.iter().filter(|e| !known.contains(e)));
         }
-        res.unexpected = unexpected.len();
+        res.counts.unexpected = unexpected.len();
         match kr.last() {
             None => {
-                if res.acknowledged > 0 {
+                if res.counts.acknowledged > 0 {
                     r.unread_keys += 1;
                 }
             }
@@ -263,7 +271,7 @@ pub fn check_sets(events: &[Event]) -> Option<SetReport> {
                     let present = fin.elems.contains(&a.elem);
                     match a.state {
                         AddState::Ok if !present && seen_lost.insert(a.elem) => {
-                            res.lost += 1;
+                            res.counts.lost += 1;
                             if r.lost_examples.len() < 20 {
                                 r.lost_examples.push(LostAdd {
                                     key: k.to_string(),
@@ -293,10 +301,10 @@ pub fn check_sets(events: &[Event]) -> Option<SetReport> {
                         continue;
                     }
                     if unknown.contains(e) || failed.contains(e) {
-                        res.recovered += 1;
+                        res.counts.recovered += 1;
                     }
                     if failed.contains(e) && !unknown.contains(e) {
-                        res.failed_present += 1;
+                        res.counts.failed_present += 1;
                     }
                 }
                 if let Some(h) = heal_ns {
@@ -315,18 +323,12 @@ pub fn check_sets(events: &[Event]) -> Option<SetReport> {
                 }
             }
         }
-        r.attempted += res.attempted;
-        r.acknowledged += res.acknowledged;
-        r.lost += res.lost;
-        r.unexpected += res.unexpected;
-        r.recovered += res.recovered;
-        r.failed_present += res.failed_present;
-        r.reads += res.reads;
-        r.stale_reads += res.stale_reads;
+        r.counts.add(&res.counts);
         r.convergence_ns = r.convergence_ns.max(res.convergence_ns);
         r.per_key.push(res);
     }
-    r.verdict = if r.lost > 0 || r.unexpected > 0 || r.failed_present > 0 {
+    let c = &r.counts;
+    r.verdict = if c.lost > 0 || c.unexpected > 0 || c.failed_present > 0 {
         "invalid"
     } else if r.unread_keys > 0 {
         "unknown"
@@ -383,13 +385,13 @@ mod tests {
         read(&mut h, 2, "k0", json!([1, 3, 4, 9]), 60, 70); // final: 2 lost, 9 unexpected
         let r = check_sets(&h).unwrap();
         assert_eq!(r.verdict, "invalid");
-        assert_eq!((r.attempted, r.acknowledged), (4, 2));
-        assert_eq!(r.lost, 1);
+        assert_eq!((r.counts.attempted, r.counts.acknowledged), (4, 2));
+        assert_eq!(r.counts.lost, 1);
         assert_eq!(r.lost_examples[0].element, 2);
-        assert_eq!(r.unexpected, 1);
-        assert_eq!(r.recovered, 2);
-        assert_eq!(r.failed_present, 1);
-        assert_eq!(r.stale_reads, 2);
+        assert_eq!(r.counts.unexpected, 1);
+        assert_eq!(r.counts.recovered, 2);
+        assert_eq!(r.counts.failed_present, 1);
+        assert_eq!(r.counts.stale_reads, 2);
     }
 
     #[test]
@@ -408,7 +410,7 @@ mod tests {
         read(&mut h, 2, "k1", json!([1, 2]), 300, 310);
         let r = check_sets(&h).unwrap();
         assert_eq!(r.verdict, "valid");
-        assert_eq!(r.lost, 0);
+        assert_eq!(r.counts.lost, 0);
         assert_eq!(r.heal_ns, Some(100));
         assert_eq!(r.convergence_ns, Some(110));
         assert_eq!(r.unconverged_keys, 0);

@@ -204,9 +204,10 @@ pub fn set_verdict(r: &quorumlab_checker::SetReport) -> String {
         "invalid" => "bad",
         _ => "",
     };
-    let mut t = format!("{} lost of {} acked", r.lost, r.acknowledged);
-    if r.unexpected > 0 {
-        t += &format!(", {} unexpected", r.unexpected);
+    let c = &r.counts;
+    let mut t = format!("{} lost of {} acked", c.lost, c.acknowledged);
+    if c.unexpected > 0 {
+        t += &format!(", {} unexpected", c.unexpected);
     }
     if r.unread_keys > 0 {
         t += &format!(", {} keys unread", r.unread_keys);

@@ -64,9 +64,9 @@ pub fn headline(s: &Summary) -> Vec<(&'static str, Option<f64>)> {
                 _ => None,
             },
         ),
-        ("lost_adds", sets.map(|x| x.lost as f64)),
-        ("acked_adds", sets.map(|x| x.acknowledged as f64)),
-        ("stale_set_reads", sets.map(|x| x.stale_reads as f64)),
+        ("lost_adds", sets.map(|x| x.counts.lost as f64)),
+        ("acked_adds", sets.map(|x| x.counts.acknowledged as f64)),
+        ("stale_set_reads", sets.map(|x| x.counts.stale_reads as f64)),
         (
             "set_convergence_ms",
             sets.and_then(|x| x.convergence_ns)
@@ -240,7 +240,7 @@ fn cards(s: &Summary, violation: Option<&str>) -> String {
             "convergence after the final heal",
         );
         c += &card(
-            format!("{} of {}", sets.stale_reads, sets.reads),
+            format!("{} of {}", sets.counts.stale_reads, sets.counts.reads),
             "stale set reads",
         );
     }

@@ -257,8 +257,12 @@ fn set_workload_with_final_reads_loses_no_add_under_consensus() {
         assert!(final_reads >= 20, "{name}: {final_reads} final reads");
         let sets = quorumlab_checker::check_sets(&out.history).expect("set keys");
         assert_eq!(sets.keys, 3, "{name}");
-        assert!(sets.acknowledged > 50, "{name}: {sets:?}");
-        assert_eq!((sets.lost, sets.unexpected), (0, 0), "{name}: {sets:?}");
+        assert!(sets.counts.acknowledged > 50, "{name}: {sets:?}");
+        assert_eq!(
+            (sets.counts.lost, sets.counts.unexpected),
+            (0, 0),
+            "{name}: {sets:?}"
+        );
         assert_eq!(sets.verdict, "valid", "{name}");
         assert!(sets.convergence_ns.is_some(), "{name}: {sets:?}");
         let lin = quorumlab_checker::check_events(&out.history, &Default::default());
