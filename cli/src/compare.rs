@@ -163,11 +163,7 @@ pub fn compare_command(args: &CompareArgs) -> Result<ExitCode, CliError> {
     }
     let protos = parse_protocols(args.protocols.as_deref())?;
     let spec = load_spec_quick(args.spec.as_deref(), &args.sets, args.quick)?;
-    let name = if spec.name.is_empty() {
-        "experiment".to_string()
-    } else {
-        spec.name.clone()
-    };
+    let name = spec.display_name().to_string();
     let dir = args
         .out
         .clone()

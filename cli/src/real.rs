@@ -511,11 +511,7 @@ pub fn compare_engines(args: &crate::compare::CompareArgs) -> Result<ExitCode, C
             }
         )
     };
-    let name = if spec.name.is_empty() {
-        "experiment".to_string()
-    } else {
-        spec.name.clone()
-    };
+    let name = spec.display_name().to_string();
     let dir = args
         .out
         .clone()

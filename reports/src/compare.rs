@@ -101,11 +101,7 @@ fn violation_href(dir: &Path, r: &CompareRun) -> Option<String> {
 /// The comparison page. `dir` is where it is written (to find violation pages).
 pub fn compare_html(dir: &Path, spec: &Spec, seed: u64, runs: &[CompareRun]) -> String {
     let mut b = String::new();
-    let name = if spec.name.is_empty() {
-        "experiment"
-    } else {
-        &spec.name
-    };
+    let name = spec.display_name();
     let _ = writeln!(b, "<h1>Comparison · {} · seed {seed}</h1>", esc(name));
     let tags: Vec<String> = runs
         .iter()

@@ -57,11 +57,7 @@ pub fn engines_json(spec: &Spec, seed: u64, pairs: &[EnginePair]) -> String {
 /// The page.
 pub fn engines_html(spec: &Spec, seed: u64, pairs: &[EnginePair], network: &str) -> String {
     let mut b = String::new();
-    let name = if spec.name.is_empty() {
-        "experiment"
-    } else {
-        &spec.name
-    };
+    let name = spec.display_name();
     let _ = writeln!(
         b,
         "<h1>Simulation versus real network · {} · seed {seed}</h1>",

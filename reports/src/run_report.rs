@@ -257,11 +257,7 @@ pub fn run_report_html(
     violation: Option<&str>,
 ) -> String {
     let mut b = String::new();
-    let exp = if spec.name.is_empty() {
-        "experiment"
-    } else {
-        &spec.name
-    };
+    let exp = spec.display_name();
     let title = format!("{} · {exp} · seed {}", s.protocol, s.seed);
     let _ = writeln!(
         b,

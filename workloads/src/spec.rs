@@ -618,6 +618,15 @@ impl Spec {
     }
 
     /// The spec as TOML (the resolved spec written into each run directory).
+    /// The spec's name for titles and default directories (`experiment` when unnamed).
+    pub fn display_name(&self) -> &str {
+        if self.name.is_empty() {
+            "experiment"
+        } else {
+            &self.name
+        }
+    }
+
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# could not render spec: {e}\n"))
     }
