@@ -343,4 +343,28 @@ mod tests {
             .unwrap();
         assert!(!h.linearizable(), "create cannot fail on an absent key");
     }
+
+    #[test]
+    fn a_read_missing_an_acknowledged_add_loses_it() {
+        let (a, b) = (Id::from(3), Id::from(4));
+        let add = |id, e| req(id, 0, Op::Add(e));
+        let h = Hist::default().invoke(a, &add(1, 7)).unwrap();
+        let h = h.complete(&add(1, 7), Outcome::Ok(None)).unwrap();
+        let h = h.invoke(a, &add(2, 8)).unwrap();
+        // a read concurrent with the second add may miss it, not the first
+        let r = req(3, 0, Op::Read);
+        let ok = h
+            .invoke(b, &r)
+            .unwrap()
+            .complete(&r, Outcome::Ok(Some(Datum::set_of([7]))))
+            .unwrap();
+        assert!(ok.linearizable() && ok.lost_ack.is_none());
+        let lost = h
+            .invoke(b, &r)
+            .unwrap()
+            .complete(&r, Outcome::Ok(None))
+            .unwrap();
+        assert!(!lost.linearizable());
+        assert!(lost.lost_ack.is_some(), "{:?}", lost.lost_ack_text());
+    }
 }

@@ -76,3 +76,29 @@ fn documented_schedule_replays() {
         .expect("the schedule is a path of the model");
     assert!(m.leader_conflict(path.last_state()).is_some());
 }
+
+/// Sets in the model: raft and ensemble with concurrent adds (and a read) keep every property
+/// within a small depth bound, and raft finds an example of progress.
+#[test]
+fn adds_hold_in_both_protocols() {
+    for protocol in ["raft", "ensemble"] {
+        let mut cfg = quorumlab_model::defaults(protocol, "faithful").unwrap();
+        cfg.script = quorumlab_model::config::parse_script("a1,r; a2").unwrap();
+        cfg.depth = Some(7);
+        let r = quorumlab_model::check(cfg).unwrap();
+        assert!(
+            r.unique_states > 1000,
+            "{protocol}: {} states",
+            r.unique_states
+        );
+        for p in &r.properties {
+            assert!(
+                p.status != "counterexample" && p.status != "violated",
+                "{protocol}: {} {}: {:?}",
+                p.name,
+                p.status,
+                p.reason
+            );
+        }
+    }
+}
