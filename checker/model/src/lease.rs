@@ -13,124 +13,63 @@
 //! still trusted and the read is stale; the seeded `unbounded_lease` bug is stale even with
 //! perfect clocks.
 
-use quorumlab_kv::{ClientConfig, Key, KvProcess, KvProtocol, Layout, Op, Outcome, Request};
-use quorumlab_sim::{Latency, LinkModel, Network, Seeds, Sim, Stream, MS};
+use quorumlab_kv::{KvProtocol, Layout, Op, Outcome};
+use quorumlab_sim::{Latency, LinkModel, MS};
+use quorumlab_testkit::Cluster;
 use serde::Serialize;
 use std::time::Duration;
 
-/// A small simulated cluster of protocol `K`.
-pub struct Cluster<K: KvProtocol> {
-    pub sim: Sim<K::Proc>,
-    pub nodes: usize,
-    next_id: u64,
+/// A small simulated cluster of protocol `K`: `nodes` servers in one group, `clients`
+/// clients, 2 ms links, client timeout 2 s.
+fn cluster<K: KvProtocol>(
+    params: &K::Params,
+    nodes: usize,
+    clients: usize,
+    seed: u64,
+) -> Result<Cluster<K>, String> {
+    let layout = Layout::new(nodes, clients, nodes, 1, 16)?;
+    let link = LinkModel {
+        latency: Latency::Constant { ms: 2.0 },
+        ..LinkModel::default()
+    };
+    Cluster::try_start(layout, params.clone(), link, Duration::from_secs(2), seed)
 }
 
-impl<K: KvProtocol> Cluster<K> {
-    pub fn new(
-        params: &K::Params,
-        nodes: usize,
-        clients: usize,
-        seed: u64,
-    ) -> Result<Self, String> {
-        let layout = Layout::new(nodes, clients, nodes, 1, 16)?;
-        K::check(params, &layout)?;
-        let procs = K::build(
-            &layout,
-            params,
-            &ClientConfig {
-                timeout: Duration::from_secs(2),
-            },
-        );
-        let link = LinkModel {
-            latency: Latency::Constant { ms: 2.0 },
-            ..LinkModel::default()
-        };
-        let net = Network::uniform(
-            layout.endpoints(),
-            link,
-            Seeds::new(seed).rng(Stream::Network),
-        );
-        let mut sim = Sim::new(procs, net, Seeds::new(seed));
-        sim.start_all();
-        Ok(Cluster {
-            sim,
-            nodes,
-            next_id: 1,
-        })
-    }
-
-    /// The up node leading with the highest term/epoch.
-    pub fn leader(&self) -> Option<(usize, u64)> {
-        (0..self.nodes)
-            .filter(|&i| self.sim.is_up(i))
-            .flat_map(|i| {
-                self.sim
-                    .process(i)
-                    .leadership()
-                    .into_iter()
-                    .map(move |l| (i, l.term))
-            })
-            .max_by_key(|&(_, t)| t)
-    }
-
-    /// Runs until a leader other than `not` exists (or `limit_ms` pass).
-    pub fn wait_leader(&mut self, not: Option<usize>, limit_ms: u64) -> Option<usize> {
-        let end = self.sim.now() + limit_ms * MS;
-        while self.sim.now() < end {
-            if let Some((l, _)) = self.leader() {
-                if Some(l) != not {
-                    return Some(l);
-                }
-            }
-            let t = self.sim.now() + 10 * MS;
-            self.sim.run_until(t);
-            self.sim.take_outbox();
-        }
-        None
-    }
-
-    /// Client endpoint `c` (0-based among clients) invokes `op` on key 1; runs until it
-    /// completes or `limit_ms` pass.
-    pub fn call(&mut self, c: usize, op: Op, limit_ms: u64) -> Option<Outcome> {
-        let req = Request {
-            id: self.next_id,
-            key: Key(1),
-            op,
-        };
-        self.next_id += 1;
-        let client = self.nodes + c;
-        self.sim.inject(client, K::Proc::invoke_msg(req));
-        let end = self.sim.now() + limit_ms * MS;
-        loop {
-            self.sim.run_until(end);
-            for (_, m) in self.sim.take_outbox() {
-                if let Some((r, o)) = K::Proc::completion(m) {
-                    if r.id == req.id {
-                        return Some(o);
-                    }
-                }
-            }
-            if self.sim.now() >= end {
-                return None;
+/// Runs until group 0 has a leader other than `not` (checking every 10 ms), up to `limit_ms`.
+fn wait_new_leader<K: KvProtocol>(
+    c: &mut Cluster<K>,
+    not: Option<usize>,
+    limit_ms: u64,
+) -> Option<usize> {
+    let end = c.now() + limit_ms * MS;
+    while c.now() < end {
+        if let Some((l, _)) = c.leader(0) {
+            if Some(l) != not {
+                return Some(l);
             }
         }
+        c.run_for(10 * MS);
     }
+    None
+}
 
-    pub fn call_until_ok(&mut self, c: usize, op: Op, limit_ms: u64) -> Option<Outcome> {
-        let end = self.sim.now() + limit_ms * MS;
-        while self.sim.now() < end {
-            let left = (end - self.sim.now()) / MS;
-            match self.call(c, op, left.max(1)) {
-                Some(o @ Outcome::Ok(_)) => return Some(o),
-                _ => {
-                    let t = self.sim.now() + 20 * MS;
-                    self.sim.run_until(t);
-                    self.sim.take_outbox();
-                }
-            }
+/// Client `client` repeats `op` on key 1 until it is ok (an attempt waits for its answer;
+/// attempts 20 ms apart), up to `limit_ms`.
+fn call_until_ok<K: KvProtocol>(
+    c: &mut Cluster<K>,
+    client: usize,
+    op: Op,
+    limit_ms: u64,
+) -> Option<Outcome> {
+    let end = c.now() + limit_ms * MS;
+    while c.now() < end {
+        let left = (end - c.now()) / MS;
+        match c.call(client, 1, op, left.max(1) * MS) {
+            Some((o @ Outcome::Ok(_), _)) => return Some(o),
+            _ => c.run_for(20 * MS),
         }
-        None
     }
+    None
 }
 
 /// One run of the scenario.
@@ -156,25 +95,24 @@ fn scenario<K: KvProtocol>(
     rate: f64,
     seed: u64,
 ) -> Result<LeaseRun, String> {
-    let mut c = Cluster::<K>::new(params, 3, 2, seed)?;
-    let old = c.wait_leader(None, 30_000).ok_or("no leader")?;
-    if c.call_until_ok(0, Op::Write(1), 20_000) != Some(Outcome::Ok(None)) {
+    let mut c = cluster::<K>(params, 3, 2, seed)?;
+    let old = wait_new_leader(&mut c, None, 30_000).ok_or("no leader")?;
+    if call_until_ok(&mut c, 0, Op::Write(1), 20_000) != Some(Outcome::Ok(None)) {
         return Err("the first write did not complete".into());
     }
-    if c.call_until_ok(0, Op::Read, 20_000) != Some(Outcome::read_reg(Some(1))) {
+    if call_until_ok(&mut c, 0, Op::Read, 20_000) != Some(Outcome::read_reg(Some(1))) {
         return Err("the first read did not return 1".into());
     }
-    let old = c.leader().map_or(old, |(l, _)| l);
+    let old = c.leader(0).map_or(old, |(l, _)| l);
     c.sim.set_clock_rate(old, rate);
     let rest: Vec<usize> = (0..3).filter(|&i| i != old).chain([3 + 1]).collect();
     let now = c.sim.now();
     c.sim.network_mut().partition(&[vec![old, 3], rest], now);
-    c.wait_leader(Some(old), 60_000)
-        .ok_or("the majority elected no leader")?;
-    if c.call_until_ok(1, Op::Write(2), 30_000) != Some(Outcome::Ok(None)) {
+    wait_new_leader(&mut c, Some(old), 60_000).ok_or("the majority elected no leader")?;
+    if call_until_ok(&mut c, 1, Op::Write(2), 30_000) != Some(Outcome::Ok(None)) {
         return Err("the majority's write did not complete".into());
     }
-    let o = c.call(0, Op::Read, 3_000);
+    let o = c.call(0, 1, Op::Read, 3_000 * MS).map(|(o, _)| o);
     Ok(LeaseRun {
         protocol,
         setting,

@@ -75,13 +75,24 @@ impl<P: KvProtocol> Cluster<P> {
         timeout: Duration,
         seed: u64,
     ) -> Self {
-        P::check(&params, &layout).expect("parameters fit the layout");
+        Self::try_start(layout, params, link, timeout, seed).expect("parameters fit the layout")
+    }
+
+    /// [`Cluster::start`], with the protocol's objection to its parameters as an error.
+    pub fn try_start(
+        layout: Layout,
+        params: P::Params,
+        link: LinkModel,
+        timeout: Duration,
+        seed: u64,
+    ) -> Result<Self, String> {
+        P::check(&params, &layout)?;
         let procs = P::build(&layout, &params, &ClientConfig { timeout });
         let seeds = Seeds::new(seed);
         let net = Network::uniform(layout.endpoints(), link, seeds.rng(Stream::Network));
         let mut sim = Sim::new(procs, net, seeds);
         sim.start_all();
-        Cluster {
+        Ok(Cluster {
             sim,
             layout,
             params,
@@ -89,7 +100,7 @@ impl<P: KvProtocol> Cluster<P> {
             calls: Vec::new(),
             open: BTreeMap::new(),
             order: Vec::new(),
-        }
+        })
     }
 
     pub fn now(&self) -> Nanos {
