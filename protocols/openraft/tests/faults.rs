@@ -141,29 +141,14 @@ fn crash_losing_unsynced_write_recovers() {
         assert_eq!(c.must(0, 0, Op::Write(i)).0, Outcome::Ok(None));
     }
     let f = (0..3).find(|&i| i != l0).unwrap();
-    let before = c
-        .sim
-        .process(f)
-        .server()
-        .unwrap()
-        .log_store(0)
-        .unwrap()
-        .durable
-        .lock()
-        .unwrap()
-        .last_index();
+    let last_index = |c: &Cluster| {
+        let store = c.sim.process(f).server().unwrap().log_store(0).unwrap();
+        let index = store.durable.lock().unwrap().last_index();
+        index
+    };
+    let before = last_index(&c);
     c.sim.crash(f, true);
-    let after = c
-        .sim
-        .process(f)
-        .server()
-        .unwrap()
-        .log_store(0)
-        .unwrap()
-        .durable
-        .lock()
-        .unwrap()
-        .last_index();
+    let after = last_index(&c);
     assert!(
         after < before,
         "the last append was lost: {before:?} -> {after:?}"
