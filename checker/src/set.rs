@@ -240,23 +240,38 @@ pub fn check_sets(events: &[Event]) -> Option<SetReport> {
             final_size: kr.last().map(|x| x.elems.len()),
             convergence_ns: None,
         };
-        // Acknowledged adds by ack time, for stale reads.
-        let mut acked: Vec<(u64, u64)> = ka
-            .iter()
-            .filter_map(|a| a.ack.map(|t| (t, a.elem)))
-            .collect();
-        acked.sort_unstable();
-        let mut invoked: Vec<(u64, u64)> = ka.iter().map(|a| (a.invoke, a.elem)).collect();
-        invoked.sort_unstable();
+        // Per element: its first invocation and its first acknowledgement. A read is stale
+        // when it holds fewer of the elements acknowledged before it began than there are;
+        // an element is unexpected when no add of it had been invoked by the read's end. Each
+        // read costs its own size, so the whole check is linear in the history.
+        let mut first_invoke: HashMap<u64, u64> = HashMap::new();
+        let mut first_ack: HashMap<u64, u64> = HashMap::new();
+        for a in ka {
+            let t = first_invoke.entry(a.elem).or_insert(a.invoke);
+            *t = (*t).min(a.invoke);
+            if let Some(ack) = a.ack {
+                let t = first_ack.entry(a.elem).or_insert(ack);
+                *t = (*t).min(ack);
+            }
+        }
+        let mut ack_times: Vec<u64> = first_ack.values().copied().collect();
+        ack_times.sort_unstable();
         let mut unexpected: BTreeSet<u64> = BTreeSet::new();
         for read in &kr {
-            let before = acked.partition_point(|&(t, _)| t < read.invoke);
-            if acked[..before].iter().any(|(_, e)| !read.elems.contains(e)) {
+            let acked_before = ack_times.partition_point(|&t| t < read.invoke);
+            let held = read
+                .elems
+                .iter()
+                .filter(|e| first_ack.get(e).is_some_and(|&t| t < read.invoke))
+                .count();
+            if held < acked_before {
                 res.counts.stale_reads += 1;
             }
-            let attempted = invoked.partition_point(|&(t, _)| t <= read.complete);
-            let known: BTreeSet<u64> = invoked[..attempted].iter().map(|&(_, e)| e).collect();
-            unexpected.extend(read.elems.iter().filter(|e| !known.contains(e)));
+            unexpected.extend(
+                read.elems
+                    .iter()
+                    .filter(|e| first_invoke.get(e).is_none_or(|&t| t > read.complete)),
+            );
         }
         res.counts.unexpected = unexpected.len();
         match kr.last() {
@@ -285,7 +300,6 @@ pub fn check_sets(events: &[Event]) -> Option<SetReport> {
                 }
                 // An element may be added several times (friends): it is recovered only if no
                 // add of it was acknowledged.
-                let acked_elems: BTreeSet<u64> = acked.iter().map(|&(_, e)| e).collect();
                 let failed: BTreeSet<u64> = ka
                     .iter()
                     .filter(|a| a.state == AddState::Fail)
@@ -297,7 +311,7 @@ pub fn check_sets(events: &[Event]) -> Option<SetReport> {
                     .map(|a| a.elem)
                     .collect();
                 for e in &fin.elems {
-                    if acked_elems.contains(e) {
+                    if first_ack.contains_key(e) {
                         continue;
                     }
                     if unknown.contains(e) || failed.contains(e) {
