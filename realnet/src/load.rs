@@ -84,7 +84,7 @@ impl Driver {
         if !self.issuing || self.clients[c].outstanding.is_some() {
             return false;
         }
-        let req = self.gen.next(&mut self.rng);
+        let req = self.gen.next_for(c, &mut self.rng);
         let now = self.now();
         self.record(Event::invoke(now, self.clients[c].process, &req));
         self.clients[c].outstanding = Some(req);

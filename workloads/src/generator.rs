@@ -144,12 +144,6 @@ impl OpGen {
         Request { id, key, op }
     }
 
-    /// The next request of a client that shares its ops with every other client (friends
-    /// pairs then go to whichever client asks next).
-    pub fn next(&mut self, rng: &mut ChaCha8Rng) -> Request {
-        self.next_for(0, rng)
-    }
-
     /// The next request of `client`.
     pub fn next_for(&mut self, client: usize, rng: &mut ChaCha8Rng) -> Request {
         if let Some((key, op)) = self.pending.get_mut(client).and_then(Option::take) {
@@ -288,7 +282,7 @@ mod tests {
         let mut r = rng();
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..1000 {
-            match g.next(&mut r).op {
+            match g.next_for(0, &mut r).op {
                 Op::Write(v) => assert!(seen.insert(v)),
                 other => panic!("{other:?}"),
             }
@@ -306,7 +300,7 @@ mod tests {
         let mut r = rng();
         let first: Vec<(u32, bool)> = (0..4)
             .map(|_| {
-                let q = g.next(&mut r);
+                let q = g.next_for(0, &mut r);
                 (q.key.0, matches!(q.op, Op::Write(_)))
             })
             .collect();
@@ -333,7 +327,7 @@ mod tests {
         let (mut adds, mut regs, mut set_reads) = (0, 0, 0);
         let mut elems = std::collections::BTreeSet::new();
         for _ in 0..5000 {
-            let q = g.next(&mut r);
+            let q = g.next_for(0, &mut r);
             match q.op {
                 Op::Add(e) => {
                     assert!(q.key.0 < 3, "{q:?}");
